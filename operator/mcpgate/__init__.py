@@ -1,0 +1,10 @@
+"""mcpgate: HTTP APIs as MCP servers on Kubernetes."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("mcpgate")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,159 @@
+"""Building blocks shared by both custom resources.
+
+Every model here is what the Kubernetes API server stores: camelCase on the
+wire, unknown fields rejected, every field described (the descriptions become
+the CRD's and `kubectl explain`'s text), and every string and list bounded,
+because the API server refuses CEL rules over unbounded values.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, WithJsonSchema
+from pydantic.alias_generators import to_camel
+
+__all__ = [
+    "API_GROUP",
+    "API_VERSION",
+    "DNS1035_LABEL",
+    "DNS1123_SUBDOMAIN",
+    "Condition",
+    "ConditionStatus",
+    "DnsSubdomain",
+    "FreeJson",
+    "KubeModel",
+    "LabelMap",
+    "ObjectMeta",
+    "Quantity",
+    "SecretKey",
+    "SecretKeyRef",
+    "SecretRef",
+    "ShortString",
+    "cel",
+    "list_map",
+]
+
+API_GROUP: Final = "mcpgate.io"
+API_VERSION: Final = "mcpgate.io/v1alpha1"
+
+DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+DNS1035_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+_DATA_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+
+DnsSubdomain = Annotated[
+    str, StringConstraints(min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN)
+]
+SecretKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=253, pattern=_DATA_KEY_PATTERN)
+]
+ShortString = Annotated[str, StringConstraints(max_length=253)]
+LabelMap = Annotated[
+    dict[str, Annotated[str, StringConstraints(max_length=4096)]],
+    Field(max_length=64),
+]
+
+# Any JSON value (a body template, a parameter's default or enum member). The
+# CRD leaves such a node untyped and keeps it whole; the models check it.
+FreeJson = Annotated[
+    Any,
+    WithJsonSchema({"x-kubernetes-preserve-unknown-fields": True}),
+]
+
+# A resource quantity ("500m", "1Gi", 2), as Kubernetes itself declares it.
+Quantity = Annotated[
+    int | str,
+    WithJsonSchema(
+        {
+            "x-kubernetes-int-or-string": True,
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": (
+                r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+                r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+            ),
+        }
+    ),
+]
+
+
+def cel(rule: str, message: str, field_path: str | None = None) -> JsonValue:
+    """One `x-kubernetes-validations` entry: a CEL rule and the error it gives."""
+    entry: dict[str, JsonValue] = {"rule": rule, "message": message}
+    if field_path:
+        entry["fieldPath"] = field_path
+    return entry
+
+
+def list_map(*keys: str) -> dict[str, JsonValue]:
+    """Schema markers of a list whose items are keyed (the API server refuses duplicates)."""
+    return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": list(keys)}
+
+
+class KubeModel(BaseModel):
+    """Base of every spec model: camelCase aliases, no unknown fields, docstrings as
+    descriptions."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+        frozen=True,
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The object as the API server stores it: aliases, no unset optional fields."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class SecretKeyRef(KubeModel):
+    """One value of a Secret in the object's own namespace."""
+
+    name: DnsSubdomain
+    """Name of the Secret."""
+    key: SecretKey
+    """Key inside the Secret's data."""
+
+
+class SecretRef(KubeModel):
+    """A whole Secret in the object's own namespace: every value is used."""
+
+    name: DnsSubdomain
+    """Name of the Secret."""
+
+
+class ObjectMeta(BaseModel):
+    """The part of `metadata` that mcpgate reads; everything else is kept as is."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=253)]
+    namespace: str | None = None
+    generation: int | None = None
+    uid: str | None = None
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+_REASON = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+
+
+class Condition(KubeModel):
+    """One aspect of the object's state, as Kubernetes' metav1.Condition."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: Annotated[str, StringConstraints(min_length=1, max_length=316)]
+    """What this condition is about, e.g. Ready."""
+    status: ConditionStatus
+    """True, False or Unknown."""
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=_REASON)]
+    """A CamelCase word that says why, for programs."""
+    message: Annotated[str, StringConstraints(max_length=32768)] = ""
+    """A sentence that says why, for people."""
+    last_transition_time: Annotated[str, StringConstraints(max_length=64)]
+    """When `status` last changed (RFC 3339)."""
+    observed_generation: Annotated[int, Field(ge=0)] | None = None
+    """The `metadata.generation` this condition was computed from."""
