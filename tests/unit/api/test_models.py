@@ -146,7 +146,7 @@ def test_parameter_defaults_and_enums_have_the_parameter_type(
     if ok:
         _server(tool)
     else:
-        with pytest.raises(ValidationError, match="spec|parameter 'p'"):
+        with pytest.raises(ValidationError, match=r"spec|parameter 'p'"):
             _server(tool)
 
 
