@@ -1,0 +1,167 @@
+"""The gateway's configuration: the payload of the ConfigMap the operator renders and
+of the file `mcpgate up` writes.
+
+It holds no secret value. Every credential is a path, relative to the
+credentials directory, of a file mounted from a Secret (`<secret>/<key>`), so
+rotating a Secret changes what the gateway reads without changing this file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "CONFIG_VERSION",
+    "DEFAULT_CREDENTIALS_DIR",
+    "ApiKeyConfig",
+    "AuthConfig",
+    "AwsSigV4Config",
+    "BasicConfig",
+    "BearerConfig",
+    "DataSourceConfig",
+    "GatewayConfig",
+    "InboundConfig",
+    "LimitsConfig",
+    "OAuth2Config",
+    "ParameterConfig",
+    "RequestConfig",
+    "TlsConfig",
+    "ToolConfig",
+    "load_config",
+]
+
+CONFIG_VERSION: Final = 1
+DEFAULT_CREDENTIALS_DIR = "/var/run/mcpgate/credentials"
+
+# A credential: a file path relative to the credentials directory, `<secret>/<key>`.
+CredentialPath = str
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsConfig(_Config):
+    insecure_skip_verify: bool = False
+    ca_file: CredentialPath | None = None
+
+
+class ApiKeyConfig(_Config):
+    location: Literal["Header", "Query"] = "Header"
+    name: str = "X-API-Key"
+    prefix: str = ""
+    value_file: CredentialPath
+
+
+class BearerConfig(_Config):
+    token_file: CredentialPath
+
+
+class BasicConfig(_Config):
+    username: str | None = None
+    username_file: CredentialPath | None = None
+    password_file: CredentialPath
+
+
+class OAuth2Config(_Config):
+    token_url: str
+    client_id: str | None = None
+    client_id_file: CredentialPath | None = None
+    client_secret_file: CredentialPath
+    scopes: tuple[str, ...] = ()
+    audience: str | None = None
+    client_authentication: Literal["Basic", "Body"] = "Basic"
+    extra_params: dict[str, str] = {}
+
+
+class AwsSigV4Config(_Config):
+    region: str
+    service: str
+    access_key_id_file: CredentialPath | None = None
+    secret_access_key_file: CredentialPath | None = None
+    session_token_file: CredentialPath | None = None
+
+
+class AuthConfig(_Config):
+    type: Literal["None", "ApiKey", "Bearer", "Basic", "OAuth2ClientCredentials", "AwsSigV4"] = (
+        "None"
+    )
+    api_key: ApiKeyConfig | None = None
+    bearer: BearerConfig | None = None
+    basic: BasicConfig | None = None
+    oauth2: OAuth2Config | None = None
+    aws_sig_v4: AwsSigV4Config | None = None
+
+
+class DataSourceConfig(_Config):
+    name: str
+    base_url: str
+    headers: dict[str, str] = {}
+    timeout_seconds: float = 30
+    tls: TlsConfig = TlsConfig()
+    auth: AuthConfig = AuthConfig()
+
+
+class ParameterConfig(_Config):
+    name: str
+    type: Literal["String", "Number", "Integer", "Boolean", "Array", "Object"] = "String"
+    description: str = ""
+    required: bool = False
+    enum: tuple[Any, ...] | None = None
+    default: Any = None
+    items_type: Literal["String", "Number", "Integer", "Boolean", "Object"] | None = None
+
+
+class RequestConfig(_Config):
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "GET"
+    path: str
+    query: dict[str, str] = {}
+    headers: dict[str, str] = {}
+    body: Any = None
+
+
+class ToolConfig(_Config):
+    name: str
+    description: str = ""
+    data_source: str
+    parameters: tuple[ParameterConfig, ...] = ()
+    request: RequestConfig
+    # MCP annotations with the method's defaults already applied.
+    annotations: dict[str, Any] = {}
+
+
+class InboundConfig(_Config):
+    type: Literal["None", "ApiKey", "BearerPassthrough"] = "None"
+    # The key Secret's directory, relative to the credentials directory: every file is a key.
+    api_keys_dir: CredentialPath | None = None
+
+
+class LimitsConfig(_Config):
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+
+
+class GatewayConfig(_Config):
+    """Everything one gateway serves. Secret values never appear here."""
+
+    version: Literal[1] = CONFIG_VERSION
+    server_name: str
+    namespace: str = "default"
+    authorization: InboundConfig = InboundConfig()
+    allowed_origins: tuple[str, ...] = ()
+    data_sources: dict[str, DataSourceConfig] = {}
+    tools: tuple[ToolConfig, ...] = ()
+    limits: LimitsConfig = LimitsConfig()
+    credentials_dir: str = DEFAULT_CREDENTIALS_DIR
+
+    def to_json(self) -> str:
+        """The stable text form written to the ConfigMap (its hash marks the pods)."""
+        return self.model_dump_json(indent=2, exclude_defaults=False)
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    """Read a gateway configuration file (JSON, as rendered)."""
+    return GatewayConfig.model_validate_json(Path(path).read_text(encoding="utf-8"))
