@@ -13,3 +13,7 @@ EXAMPLES = ROOT / "examples"
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
+
+
+# Real loopback upstreams (recording server, OAuth2 token server, moto) for every test.
+pytest_plugins = ["support.upstream"]

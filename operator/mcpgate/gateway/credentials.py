@@ -61,6 +61,10 @@ class CredentialStore:
         self._cache[relative] = _Cached(stamp, value)
         return value
 
+    def known_values(self) -> list[str]:
+        """Every value read so far: what logs and error texts must never show."""
+        return [cached.value for cached in self._cache.values()]
+
     def read_dir(self, relative: str) -> list[str]:
         """Every non-empty value in a mounted whole-Secret directory (API keys)."""
         folder = self.root / relative

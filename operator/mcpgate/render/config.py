@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import BaseModel
+
 from mcpgate.api import HttpApiDataSource, McpServer, SecretKeyRef, Tool
 from mcpgate.api.datasource import DataSourceAuth
 from mcpgate.gateway.config import (
@@ -184,7 +186,7 @@ def _source_refs(source: HttpApiDataSource) -> set[tuple[str, str]]:
     def walk(node: Any) -> None:
         if isinstance(node, SecretKeyRef):
             found.add((node.name, node.key))
-        elif hasattr(node, "model_fields"):
+        elif isinstance(node, BaseModel):
             for field in type(node).model_fields:
                 walk(getattr(node, field))
 

@@ -1,0 +1,117 @@
+"""Logs and metrics of the gateway, with credentials redacted.
+
+Logs are JSON lines on stderr. Every line passes `Redactor`, which removes every
+credential value the gateway has read (exact match) and the values of
+credential-bearing headers and query parameters (pattern match), so neither a
+message of ours nor one of a library can carry a secret. httpx, aiohttp and
+botocore log request details below WARNING: they are capped there.
+
+Metrics use a registry of their own, served on the metrics port only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+__all__ = ["Metrics", "Redactor", "configure_logging", "redact_text"]
+
+_HEADER_VALUE = re.compile(
+    r"(?i)((?:authorization|proxy-authorization|x-api-key|api[-_]?key|cookie|set-cookie|"
+    r"x-amz-security-token|access[-_]?token|client[-_]?secret|password|token)"
+    r"[\"']?\s*[:=]\s*[\"']?)([^\s\"',&;]+(?:\s+[^\s\"',&;]+)?)"
+)
+
+
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """`text` with every given secret value and every credential-looking
+    `name: value` / `name=value` pair masked."""
+    for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, "[REDACTED]")
+    return _HEADER_VALUE.sub(r"\1[REDACTED]", text)
+
+
+class Redactor(logging.Filter):
+    """Rewrites every record's message (args merged) through `redact_text`."""
+
+    def __init__(self, secrets: Callable[[], Iterable[str]]) -> None:
+        super().__init__()
+        self._secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        record.msg = redact_text(message, self._secrets())
+        record.args = None
+        if record.exc_info:
+            record.exc_text = redact_text(
+                logging.Formatter().formatException(record.exc_info), self._secrets()
+            )
+            record.exc_info = None
+        return True
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        line.update(getattr(record, "fields", {}))
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        return json.dumps(line, default=str)
+
+
+def configure_logging(level: str, secrets: Callable[[], Iterable[str]]) -> None:
+    """JSON logs on stderr through the redactor; noisy libraries capped at WARNING."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter())
+    handler.addFilter(Redactor(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("httpx", "httpcore", "aiohttp", "botocore", "urllib3", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class Metrics:
+    """The gateway's Prometheus metrics. Labels name tools and data sources, never
+    values, so no argument or credential can reach them."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.calls = Counter(
+            "mcpgate_tool_calls",
+            "Tool calls by outcome (ok, tool_error, upstream_error, invalid_arguments).",
+            ["tool", "data_source", "outcome"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "mcpgate_tool_call_duration_seconds",
+            "Time from receiving a tools/call to answering it.",
+            ["tool", "data_source"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+        self.token_requests = Counter(
+            "mcpgate_oauth2_token_requests",
+            "OAuth2 token requests by token endpoint and outcome (ok, error).",
+            ["token_url", "outcome"],
+            registry=self.registry,
+        )
+        self.auth_failures = Counter(
+            "mcpgate_inbound_auth_failures",
+            "Requests refused by inbound authorization, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )

@@ -1,0 +1,191 @@
+"""Calling one data source: its pooled client, retries, deadline and size cap.
+
+Every failure becomes an `UpstreamError` whose message names the data source
+and the cause, and carries at most 2 KiB of the downstream body with every
+known credential value removed (the caller redacts; see `redact`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import ssl
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from mcpgate.gateway.auth import TokenCache, build_auth
+from mcpgate.gateway.config import DataSourceConfig
+from mcpgate.gateway.credentials import CredentialStore
+from mcpgate.gateway.errors import GatewayError, UpstreamError
+from mcpgate.gateway.templates import PreparedRequest
+from mcpgate.gateway.transport import AiohttpTransport, NoCookies
+
+__all__ = ["DataSourceClient", "UpstreamResponse"]
+
+_RETRIED_METHODS = frozenset({"GET", "PUT", "DELETE"})
+_RETRIED_STATUSES = frozenset({429, 502, 503})
+_MAX_ATTEMPTS = 4
+_BACKOFF_BASE = 0.1  # seconds; doubles each attempt, full jitter
+_RETRY_AFTER_CAP = 30.0  # seconds: never wait longer than this for a Retry-After
+_POOL_LIMIT = 100  # connections per data source: one slow API cannot take them all
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamResponse:
+    status: int
+    content_type: str
+    body: bytes
+    retry_after: float | None = None  # seconds, from a Retry-After header
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class DataSourceClient:
+    """The pooled client of one data source. Built once per gateway, never per call."""
+
+    def __init__(
+        self,
+        config: DataSourceConfig,
+        credentials: CredentialStore,
+        tokens: TokenCache,
+        token_client: httpx.AsyncClient,
+        *,
+        max_response_bytes: int,
+    ) -> None:
+        self.name = config.name
+        self.config = config
+        self._credentials = credentials
+        self._max_bytes = max_response_bytes
+        self._ssl_cache: tuple[str | None, ssl.SSLContext | bool] | None = None
+        self.client = httpx.AsyncClient(
+            transport=AiohttpTransport(ssl_context=self._ssl_context, limit=_POOL_LIMIT),
+            auth=build_auth(config, credentials, tokens, token_client),
+            follow_redirects=False,
+            cookies=NoCookies(),
+            timeout=config.timeout_seconds,
+            headers={"User-Agent": "mcpgate"},
+        )
+
+    def _ssl_context(self) -> ssl.SSLContext | bool:
+        tls = self.config.tls
+        if tls.insecure_skip_verify:
+            return False
+        ca = self._credentials.read(tls.ca_file) if tls.ca_file else None
+        if self._ssl_cache is None or self._ssl_cache[0] != ca:
+            context = ssl.create_default_context()
+            if ca is not None:
+                context = ssl.create_default_context(cadata=ca)
+            self._ssl_cache = (ca, context)
+        return self._ssl_cache[1]
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def call(
+        self, prepared: PreparedRequest, *, forwarded_authorization: str | None = None
+    ) -> UpstreamResponse:
+        """Send the request (retrying where safe) within the data source's timeout."""
+        deadline = time.monotonic() + self.config.timeout_seconds
+        try:
+            async with asyncio.timeout(self.config.timeout_seconds):
+                return await self._attempts(prepared, forwarded_authorization, deadline)
+        except TimeoutError:
+            raise UpstreamError(
+                f"data source {self.name}: no answer within {self.config.timeout_seconds:g} s"
+            ) from None
+        except GatewayError as err:  # from an auth flow: a token endpoint, a credential
+            if str(err).startswith(f"data source {self.name}"):
+                raise
+            raise type(err)(f"data source {self.name}: {err}") from None
+
+    async def _attempts(
+        self, prepared: PreparedRequest, authorization: str | None, deadline: float
+    ) -> UpstreamResponse:
+        retry = prepared.method in _RETRIED_METHODS
+        attempt = 0
+        while True:
+            attempt += 1
+            wait: float | None = None
+            try:
+                response = await self._once(prepared, authorization)
+            except httpx.TransportError as err:
+                if not retry or attempt >= _MAX_ATTEMPTS or isinstance(err, httpx.ReadTimeout):
+                    raise UpstreamError(f"data source {self.name}: {_describe(err)}") from None
+            else:
+                if not (retry and response.status in _RETRIED_STATUSES):
+                    return response
+                if attempt >= _MAX_ATTEMPTS:
+                    return response
+                wait = response.retry_after
+            backoff = random.uniform(0, _BACKOFF_BASE * 2 ** (attempt - 1))  # noqa: S311
+            delay = min(wait if wait is not None else backoff, _RETRY_AFTER_CAP)
+            if time.monotonic() + delay >= deadline:
+                if wait is not None:  # the server asked for more time than is left
+                    return response
+                raise UpstreamError(f"data source {self.name}: no answer within the timeout")
+            await asyncio.sleep(delay)
+
+    async def _once(self, prepared: PreparedRequest, authorization: str | None) -> UpstreamResponse:
+        # UTF-8 bytes: httpx would encode str values as ASCII and fail on "José".
+        headers = [(name.encode(), value.encode()) for name, value in prepared.headers]
+        if authorization is not None:
+            headers.append((b"Authorization", authorization.encode("latin-1")))
+        request = self.client.build_request(
+            prepared.method, prepared.url, headers=headers, content=prepared.body
+        )
+        response = await self.client.send(request, stream=True)
+        try:
+            body = await self._read_capped(response)
+        finally:
+            await response.aclose()
+        return UpstreamResponse(
+            response.status_code,
+            response.headers.get("content-type", ""),
+            body,
+            _retry_after(response),
+        )
+
+    async def _read_capped(self, response: httpx.Response) -> bytes:
+        declared = response.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self._max_bytes:
+            raise UpstreamError(self._too_large())
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > self._max_bytes:
+                    raise UpstreamError(self._too_large())
+                chunks.append(chunk)
+        except httpx.DecodingError:
+            raise UpstreamError(f"data source {self.name}: the body could not be decoded") from None
+        return b"".join(chunks)
+
+    def _too_large(self) -> str:
+        return (
+            f"data source {self.name}: the response is larger than the"
+            f" {self._max_bytes // 1024} KiB limit"
+        )
+
+
+def _describe(err: httpx.TransportError) -> str:
+    if isinstance(err, httpx.ConnectTimeout):
+        return "connection timed out"
+    if isinstance(err, httpx.TimeoutException):
+        return "timed out waiting for the answer"
+    return str(err) or err.__class__.__name__

@@ -1,0 +1,158 @@
+"""Running tools: arguments -> HTTP request -> MCP tool result.
+
+The results follow API.md's "Tool results": a 2xx body as one text content (a
+JSON object body is also the `structuredContent`); any failure an `isError`
+result whose short message names the data source and the cause, with at most
+2 KiB of the downstream body and every known credential value removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from http import HTTPStatus
+from typing import Any
+
+import httpx
+import orjson
+
+from mcpgate.gateway.auth import TokenCache
+from mcpgate.gateway.config import GatewayConfig
+from mcpgate.gateway.credentials import CredentialStore
+from mcpgate.gateway.errors import GatewayError, ToolInputError
+from mcpgate.gateway.observability import Metrics, redact_text
+from mcpgate.gateway.outbound import DataSourceClient, UpstreamResponse
+from mcpgate.gateway.templates import CompiledTool
+from mcpgate.gateway.transport import NoCookies
+
+__all__ = ["EXCERPT_BYTES", "ToolRunner", "UnknownToolError"]
+
+EXCERPT_BYTES = 2048
+log = logging.getLogger("mcpgate.gateway.tools")
+
+
+class UnknownToolError(Exception):
+    """No tool of that name: a JSON-RPC error, not a tool result."""
+
+
+def _error_result(text: str) -> dict[str, Any]:
+    return {"content": [{"type": "text", "text": text}], "isError": True}
+
+
+def _ok_result(response: UpstreamResponse) -> dict[str, Any]:
+    text = response.body.decode("utf-8", errors="replace")
+    result: dict[str, Any] = {"content": [{"type": "text", "text": text}], "isError": False}
+    if response.body[:1] == b"{" or response.body.lstrip()[:1] == b"{":
+        try:
+            parsed = orjson.loads(response.body)
+        except orjson.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, dict):
+            result["structuredContent"] = parsed
+    return result
+
+
+class ToolRunner:
+    """Owns the compiled tools and one pooled client per data source."""
+
+    def __init__(self, config: GatewayConfig, credentials: CredentialStore, metrics: Metrics):
+        self._credentials = credentials
+        self._metrics = metrics
+        self._passthrough = config.authorization.type == "BearerPassthrough"
+        self.tools: dict[str, CompiledTool] = {}
+        self._tool_sources: dict[str, str] = {}
+        self.token_client = httpx.AsyncClient(
+            follow_redirects=False, cookies=NoCookies(), timeout=30.0
+        )
+        self.tokens = TokenCache(on_fetch=self._count_token_request)
+        self.clients: dict[str, DataSourceClient] = {
+            name: DataSourceClient(
+                source,
+                credentials,
+                self.tokens,
+                self.token_client,
+                max_response_bytes=config.limits.max_response_bytes,
+            )
+            for name, source in config.data_sources.items()
+        }
+        for tool in config.tools:
+            self.tools[tool.name] = CompiledTool(tool, config.data_sources[tool.data_source])
+            self._tool_sources[tool.name] = tool.data_source
+        self._tool_list = [
+            {
+                "name": tool.name,
+                "description": tool.description,
+                "inputSchema": self.tools[tool.name].input_schema,
+                "annotations": dict(tool.annotations),
+            }
+            for tool in config.tools
+        ]
+
+    def _count_token_request(self, token_url: str, ok: bool) -> None:
+        self._metrics.token_requests.labels(token_url, "ok" if ok else "error").inc()
+
+    def known_secrets(self) -> list[str]:
+        """Every credential value seen so far (files and fetched tokens): never shown."""
+        return [*self._credentials.known_values(), *self.tokens.known_values()]
+
+    def list_tools(self) -> list[dict[str, Any]]:
+        return self._tool_list
+
+    async def aclose(self) -> None:
+        for client in self.clients.values():
+            await client.aclose()
+        await self.token_client.aclose()
+
+    async def call(
+        self, name: str, arguments: Any, *, caller_authorization: str | None = None
+    ) -> dict[str, Any]:
+        """One tools/call. Raises UnknownToolError; every other failure is a result."""
+        tool = self.tools.get(name)
+        if tool is None:
+            raise UnknownToolError(name)
+        source_name = self._tool_sources[name]
+        client = self.clients[source_name]
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            try:
+                prepared = tool.prepare(tool.check_arguments(arguments))
+            except ToolInputError as err:
+                outcome = "invalid_arguments"
+                return _error_result(f"invalid arguments for tool {name}: {err}")
+            forward = caller_authorization if self._passthrough else None
+            if client.config.auth.type != "None":
+                forward = None  # the caller's token never reaches an API with its own auth
+            try:
+                response = await client.call(prepared, forwarded_authorization=forward)
+            except GatewayError as err:
+                outcome = "upstream_error"
+                return _error_result(self._redact(str(err), forward))
+            if response.status >= 300:
+                outcome = "tool_error"
+                return _error_result(self._status_text(source_name, response, forward))
+            return _ok_result(response)
+        finally:
+            self._metrics.calls.labels(name, source_name, outcome).inc()
+            self._metrics.latency.labels(name, source_name).observe(time.perf_counter() - started)
+            if outcome != "ok":
+                log.info("tool call failed", extra={"fields": {"tool": name, "outcome": outcome}})
+
+    def _status_text(self, source: str, response: UpstreamResponse, forward: str | None) -> str:
+        try:
+            phrase = HTTPStatus(response.status).phrase
+        except ValueError:
+            phrase = ""
+        head = f"data source {source} answered {response.status} {phrase}".rstrip()
+        if 300 <= response.status < 400:
+            head += " (redirects are not followed)"
+        excerpt = response.body[:EXCERPT_BYTES].decode("utf-8", errors="replace").strip()
+        text = f"{head}: {excerpt}" if excerpt else head
+        return self._redact(text, forward)
+
+    def _redact(self, text: str, forward: str | None) -> str:
+        secrets: Iterable[str] = self.known_secrets()
+        if forward:
+            secrets = [*secrets, forward, *forward.split()[1:]]
+        return redact_text(text, secrets)
