@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -74,6 +76,60 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _render(args: argparse.Namespace) -> int:
+    from mcpgate.manifests import ManifestError
+    from mcpgate.offline import render_files
+    from mcpgate.render.settings import RenderSettings
+
+    settings = RenderSettings(allow_ambient_aws_credentials=args.allow_ambient_aws_credentials)
+    if args.image:
+        settings = dataclasses.replace(settings, image=args.image)
+    try:
+        result = render_files(
+            args.filename,
+            namespace=args.namespace,
+            settings=settings,
+            require_secrets=args.require_secrets,
+        )
+    except ManifestError as err:
+        return _fail(str(err))
+    sys.stdout.write(result.yaml())
+    for line in result.lines:
+        sys.stderr.write(line + "\n")
+    return 0 if result.all_ready else 1
+
+
+def _operator(args: argparse.Namespace) -> int:
+    import logging
+
+    from mcpgate.controller.handlers import ControllerSettings
+    from mcpgate.controller.main import run_operator
+    from mcpgate.render.settings import RenderSettings
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    render = RenderSettings(
+        image=args.image,
+        image_pull_policy=args.image_pull_policy,
+        cluster_domain=args.cluster_domain,
+        allow_ambient_aws_credentials=args.allow_ambient_aws_credentials,
+        log_level=args.gateway_log_level,
+    )
+    namespaces = [n for item in args.namespace for n in item.split(",") if n]
+    run_operator(
+        ControllerSettings(render=render, peering=args.peering),
+        namespaces=namespaces,
+        kubeconfig=args.kubeconfig,
+        liveness_endpoint=args.liveness,
+    )
+    return 0
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
 def _serving_flags(parser: argparse.ArgumentParser, host: str) -> None:
     parser.add_argument("--host", default=host, help=f"address to listen on (default {host})")
     parser.add_argument("--port", type=int, default=8080, help="MCP port (default 8080)")
@@ -106,6 +162,82 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--server", help="the McpServer to run when the files hold several")
     _serving_flags(up, "127.0.0.1")
     up.set_defaults(run=_up)
+
+    render = commands.add_parser(
+        "render", help="print the objects the operator would create for manifest files"
+    )
+    render.add_argument(
+        "-f",
+        "--filename",
+        action="append",
+        required=True,
+        metavar="PATH",
+        help="a manifest file or folder (repeatable)",
+    )
+    render.add_argument(
+        "-n", "--namespace", default="default", help="namespace of objects naming none"
+    )
+    render.add_argument("--image", help="the gateway image (default: this version's)")
+    render.add_argument(
+        "--require-secrets",
+        action="store_true",
+        help="treat Secrets absent from the files as missing (default: assume present)",
+    )
+    render.add_argument(
+        "--allow-ambient-aws-credentials",
+        action="store_true",
+        help="allow AwsSigV4 data sources without key Secrets (the pod's AWS identity)",
+    )
+    render.set_defaults(run=_render)
+
+    from mcpgate.render.settings import DEFAULT_IMAGE
+
+    op = commands.add_parser("operator", help="run the operator against the current cluster")
+    op.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[_env("MCPGATE_NAMESPACES", "")],
+        help="a namespace to watch (repeatable or comma-separated; default: all)"
+        " [MCPGATE_NAMESPACES]",
+    )
+    op.add_argument(
+        "--image",
+        default=_env("MCPGATE_GATEWAY_IMAGE", DEFAULT_IMAGE),
+        help="the gateway image [MCPGATE_GATEWAY_IMAGE]",
+    )
+    op.add_argument(
+        "--image-pull-policy", default=_env("MCPGATE_GATEWAY_IMAGE_PULL_POLICY", "IfNotPresent")
+    )
+    op.add_argument(
+        "--cluster-domain",
+        default=_env("MCPGATE_CLUSTER_DOMAIN", "cluster.local"),
+        help="the cluster's DNS domain, for status.url [MCPGATE_CLUSTER_DOMAIN]",
+    )
+    op.add_argument(
+        "--allow-ambient-aws-credentials",
+        action="store_true",
+        default=_env("MCPGATE_ALLOW_AMBIENT_AWS_CREDENTIALS", "") == "true",
+        help="allow AwsSigV4 data sources without key Secrets (the gateway pod's AWS identity)",
+    )
+    op.add_argument(
+        "--peering",
+        default=_env("MCPGATE_PEERING", "") or None,
+        help="a KopfPeering name, to run more than one replica [MCPGATE_PEERING]",
+    )
+    op.add_argument(
+        "--liveness",
+        default=_env("MCPGATE_LIVENESS", "http://0.0.0.0:8081/healthz"),
+        help="kopf's liveness endpoint",
+    )
+    op.add_argument("--kubeconfig", default=None, help="default: in-cluster, else KUBECONFIG")
+    op.add_argument(
+        "--log-level",
+        default=_env("MCPGATE_LOG_LEVEL", "info"),
+        choices=["debug", "info", "warning"],
+    )
+    op.add_argument("--gateway-log-level", default="info", choices=["debug", "info", "warning"])
+    op.set_defaults(run=_operator)
 
     gateway = commands.add_parser(
         "gateway", help="run the gateway from its rendered configuration (as in a pod)"

@@ -135,7 +135,8 @@ class ToolConfig(_Config):
 
 class InboundConfig(_Config):
     type: Literal["None", "ApiKey", "BearerPassthrough"] = "None"
-    # The key Secret's directory, relative to the credentials directory: every file is a key.
+    # The key Secret's directory (relative to the credentials directory, or absolute):
+    # every file in it is an accepted key.
     api_keys_dir: CredentialPath | None = None
 
 
@@ -159,7 +160,7 @@ class GatewayConfig(_Config):
 
     def to_json(self) -> str:
         """The stable text form written to the ConfigMap (its hash marks the pods)."""
-        return self.model_dump_json(indent=2, exclude_defaults=False)
+        return self.model_dump_json(indent=2, exclude_none=True)
 
 
 def load_config(path: str | Path) -> GatewayConfig:

@@ -15,9 +15,9 @@ while earlier revisions answer JSON-RPC errors with 200.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any, Final
 
-from mcpgate import __version__
 from mcpgate.gateway.tools import ToolRunner, UnknownToolError
 
 __all__ = [
@@ -52,6 +52,13 @@ _MODERN_STATUS: Final = {
 _CAPABILITIES: Final = {"tools": {"listChanged": False}}
 
 
+def _version() -> str:
+    try:
+        return metadata.version("mcpgate")
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "0.0.0"
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     """An HTTP status and a JSON body (None: 202 with no body, for notifications)."""
@@ -72,7 +79,7 @@ class McpHandler:
 
     def __init__(self, server_name: str, runner: ToolRunner) -> None:
         self._runner = runner
-        self._server_info = {"name": server_name, "version": __version__}
+        self._server_info = {"name": server_name, "version": _version()}
 
     def _error(self, version: str, request_id: Any, code: int, message: str) -> Reply:
         status = _MODERN_STATUS.get(code, 200) if version == MODERN_VERSION else 200

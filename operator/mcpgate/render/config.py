@@ -199,11 +199,16 @@ def gateway_config(
     data_sources: Mapping[str, HttpApiDataSource],
     *,
     credentials_dir: str = DEFAULT_CREDENTIALS_DIR,
+    api_keys_dir: str | None = None,
     limits: LimitsConfig | None = None,
 ) -> GatewayConfig:
     """The gateway configuration of one server. `data_sources` maps names to the data
     sources in the server's namespace; a tool whose data source is missing is an error
-    for the caller to have reported (ResolvedRefs), so it raises KeyError here."""
+    for the caller to have reported (ResolvedRefs), so it raises KeyError here.
+
+    The key Secret of an ApiKey/BearerPassthrough server is read from `api_keys_dir`
+    (a pod mounts it whole, apart from the other keys), by default `<secret name>` under
+    the credentials directory (as `mcpgate up` writes it)."""
     used = server.spec.data_source_names()
     auth = server.spec.authorization
     return GatewayConfig(
@@ -211,7 +216,9 @@ def gateway_config(
         namespace=server.metadata.namespace or "default",
         authorization=InboundConfig(
             type=auth.type,
-            api_keys_dir=auth.api_key_secret_ref.name if auth.api_key_secret_ref else None,
+            api_keys_dir=(api_keys_dir or auth.api_key_secret_ref.name)
+            if auth.api_key_secret_ref
+            else None,
         ),
         allowed_origins=tuple(server.spec.allowed_origins),
         data_sources={name: _data_source(data_sources[name]) for name in used},

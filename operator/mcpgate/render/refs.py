@@ -1,0 +1,164 @@
+"""What a server's references resolve to: data sources, Secrets and their keys.
+
+The operator fills `Namespace` from its indexes, `mcpgate render` from the
+files. Secrets are known by their key names and whether each value is
+non-empty: never by value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from mcpgate.api import HttpApiDataSource, McpServer, SecretKeyRef
+from mcpgate.api.datasource import HttpApiDataSourceSpec
+
+__all__ = [
+    "AMBIENT_AWS_NOT_ALLOWED",
+    "Namespace",
+    "RefProblem",
+    "SecretInfo",
+    "data_source_problems",
+    "key_secret_problem",
+    "server_ref_problems",
+]
+
+AMBIENT_AWS_NOT_ALLOWED = (
+    "auth.awsSigV4 names no key Secrets, so the gateway would use its pod's own AWS identity;"
+    " this operator does not allow that (start it with --allow-ambient-aws-credentials)"
+)
+
+
+@dataclass(frozen=True)
+class SecretInfo:
+    """A Secret as the operator may know it: its key names, and which values are non-empty
+    (after dropping one trailing newline)."""
+
+    name: str
+    keys: frozenset[str]
+    nonempty_keys: frozenset[str]
+    type: str = "Opaque"
+
+    @classmethod
+    def from_values(
+        cls, name: str, values: Mapping[str, bytes], type_: str = "Opaque"
+    ) -> SecretInfo:
+        nonempty = {k for k, v in values.items() if v.removesuffix(b"\n")}
+        return cls(name, frozenset(values), frozenset(nonempty), type_)
+
+
+@dataclass(frozen=True)
+class RefProblem:
+    """Why a reference does not resolve: a ResolvedRefs reason and a message naming it."""
+
+    reason: str
+    message: str
+
+
+@dataclass
+class Namespace:
+    """The objects of one namespace that references resolve against."""
+
+    name: str
+    data_sources: dict[str, HttpApiDataSource] = field(default_factory=dict)
+    # Data sources present but invalid beyond the CRD schema: name -> why.
+    invalid_data_sources: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, SecretInfo] = field(default_factory=dict)
+    # `mcpgate render` without --require-secrets: Secrets not in the files are assumed present.
+    assume_secrets: bool = False
+
+
+def _key_refs(spec: HttpApiDataSourceSpec) -> list[tuple[str, SecretKeyRef]]:
+    """Every Secret key a data source reads, with the field that names it."""
+    refs: list[tuple[str, SecretKeyRef | None]] = []
+    if spec.tls is not None:
+        refs.append(("tls.caSecretRef", spec.tls.ca_secret_ref))
+    auth = spec.auth
+    if auth.api_key is not None:
+        refs.append(("auth.apiKey.valueSecretRef", auth.api_key.value_secret_ref))
+    if auth.bearer is not None:
+        refs.append(("auth.bearer.tokenSecretRef", auth.bearer.token_secret_ref))
+    if auth.basic is not None:
+        refs.append(("auth.basic.usernameSecretRef", auth.basic.username_secret_ref))
+        refs.append(("auth.basic.passwordSecretRef", auth.basic.password_secret_ref))
+    oauth = auth.oauth2_client_credentials
+    if oauth is not None:
+        refs.append(("auth.oauth2ClientCredentials.clientIdSecretRef", oauth.client_id_secret_ref))
+        refs.append(
+            ("auth.oauth2ClientCredentials.clientSecretSecretRef", oauth.client_secret_secret_ref)
+        )
+    aws = auth.aws_sig_v4
+    if aws is not None:
+        refs.append(("auth.awsSigV4.accessKeyIdSecretRef", aws.access_key_id_secret_ref))
+        refs.append(("auth.awsSigV4.secretAccessKeySecretRef", aws.secret_access_key_secret_ref))
+        refs.append(("auth.awsSigV4.sessionTokenSecretRef", aws.session_token_secret_ref))
+    return [(path, ref) for path, ref in refs if ref is not None]
+
+
+def data_source_problems(
+    source: HttpApiDataSource, namespace: Namespace, *, owner: str | None = None
+) -> list[RefProblem]:
+    """The Secret references of one data source that do not resolve. `owner` prefixes the
+    messages (a server reports its data sources' problems)."""
+    prefix = f"{owner}: " if owner else ""
+    problems = []
+    for path, ref in _key_refs(source.spec):
+        secret = namespace.secrets.get(ref.name)
+        if secret is None:
+            if not namespace.assume_secrets:
+                problems.append(
+                    RefProblem("SecretNotFound", f"{prefix}Secret {ref.name} ({path}) not found")
+                )
+        elif ref.key not in secret.keys:
+            problems.append(
+                RefProblem(
+                    "SecretKeyNotFound", f"{prefix}Secret {ref.name} has no key {ref.key} ({path})"
+                )
+            )
+        elif ref.key not in secret.nonempty_keys:
+            problems.append(
+                RefProblem(
+                    "SecretKeyNotFound",
+                    f"{prefix}Secret {ref.name} key {ref.key} is empty ({path}); an empty value is"
+                    " never a credential",
+                )
+            )
+    return problems
+
+
+def key_secret_problem(server: McpServer, namespace: Namespace) -> RefProblem | None:
+    """Whether the key Secret of an ApiKey or BearerPassthrough server holds a key."""
+    ref = server.spec.authorization.api_key_secret_ref
+    if ref is None:
+        return None
+    secret = namespace.secrets.get(ref.name)
+    if secret is None:
+        if namespace.assume_secrets:
+            return None
+        return RefProblem(
+            "SecretNotFound", f"Secret {ref.name} (authorization.apiKeySecretRef) not found"
+        )
+    if not secret.nonempty_keys:
+        return RefProblem(
+            "ApiKeysMissing",
+            f"Secret {ref.name} (authorization.apiKeySecretRef) holds no non-empty value:"
+            " add at least one API key",
+        )
+    return None
+
+
+def server_ref_problems(server: McpServer, namespace: Namespace) -> list[RefProblem]:
+    """Every unresolved reference of a server, its data sources' Secrets included."""
+    problems: list[RefProblem] = []
+    for name in server.spec.data_source_names():
+        source = namespace.data_sources.get(name)
+        if source is None and name not in namespace.invalid_data_sources:
+            problems.append(RefProblem("DataSourceNotFound", f"HttpApiDataSource {name} not found"))
+        elif source is not None:
+            problems.extend(
+                data_source_problems(source, namespace, owner=f"HttpApiDataSource {name}")
+            )
+    key_problem = key_secret_problem(server, namespace)
+    if key_problem is not None:
+        problems.append(key_problem)
+    return problems

@@ -1,0 +1,162 @@
+"""One McpServer, planned: its conditions, status and objects, from what was found.
+
+Pure: the operator passes what it read (the server, its namespace's data
+sources and Secret key names, name conflicts, the live Deployment) and applies
+the plan; `mcpgate render` passes what the files hold and prints it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mcpgate.api import McpServer
+from mcpgate.gateway.config import GatewayConfig
+from mcpgate.render.conditions import (
+    Cond,
+    accepted,
+    available,
+    passthrough,
+    ready,
+    resolved_refs,
+)
+from mcpgate.render.objects import render_objects, server_url
+from mcpgate.render.refs import (
+    AMBIENT_AWS_NOT_ALLOWED,
+    Namespace,
+    key_secret_problem,
+    server_ref_problems,
+)
+from mcpgate.render.settings import RenderSettings
+
+__all__ = ["ServerPlan", "plan_invalid_server", "plan_server"]
+
+WARNING_REASONS = frozenset({"DataSourceHasAuth", "InsecureDownstream"})
+
+
+@dataclass
+class ServerPlan:
+    """What the operator should make true for one server."""
+
+    conditions: list[Cond]
+    # Objects to create or update; empty while Accepted or ResolvedRefs is False
+    # (pods would only wait for what is missing): nothing is created or changed then.
+    objects: list[dict[str, Any]] = field(default_factory=list)
+    # Optional objects (HPA, PDB) that must not exist: (kind, name).
+    absent: list[tuple[str, str]] = field(default_factory=list)
+    config: GatewayConfig | None = None
+    status: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def warnings(self) -> list[Cond]:
+        """Conditions that deserve a Warning Event."""
+        return [c for c in self.conditions if not c.ok and c.reason in WARNING_REASONS]
+
+    @property
+    def ready(self) -> bool:
+        return next(c for c in self.conditions if c.type == "Ready").ok
+
+
+def _invalid_sources(
+    server: McpServer, namespace: Namespace, settings: RenderSettings
+) -> str | None:
+    """What makes the server unusable through its data sources: an invalid one, ambient AWS
+    credentials that are not allowed, or a tool header that the API key owns."""
+    problems = []
+    for index, tool in enumerate(server.spec.tools):
+        source = namespace.data_sources.get(tool.data_source)
+        key = source.spec.auth.api_key if source is not None else None
+        if key is not None and key.in_ == "Header":
+            clash = [h for h in tool.request.headers if h.lower() == key.name.lower()]
+            if clash:
+                problems.append(
+                    f"spec.tools[{index}].request.headers: header {clash[0]!r} is reserved:"
+                    f" HttpApiDataSource {tool.data_source} sends its API key in it"
+                )
+    for name in server.spec.data_source_names():
+        if name in namespace.invalid_data_sources:
+            problems.append(
+                f"HttpApiDataSource {name} is invalid: {namespace.invalid_data_sources[name]}"
+            )
+        source = namespace.data_sources.get(name)
+        aws = source.spec.auth.aws_sig_v4 if source is not None else None
+        if (
+            aws is not None
+            and aws.access_key_id_secret_ref is None
+            and (not settings.allow_ambient_aws_credentials)
+        ):
+            problems.append(f"HttpApiDataSource {name}: {AMBIENT_AWS_NOT_ALLOWED}")
+    return "; ".join(problems) or None
+
+
+def _status(
+    server: McpServer,
+    settings: RenderSettings,
+    deployment: dict[str, Any] | None,
+    conditions: list[Cond],
+) -> dict[str, Any]:
+    ready_replicas = int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0)
+    return {
+        "url": server_url(server, settings),
+        "tools": len(server.spec.tools),
+        "readyReplicas": ready_replicas,
+        "conditions": conditions,
+    }
+
+
+def plan_server(
+    server: McpServer,
+    namespace: Namespace,
+    settings: RenderSettings,
+    *,
+    conflicts: list[str] | None = None,
+    deployment: dict[str, Any] | None = None,
+) -> ServerPlan:
+    """The plan for a server whose spec passed the models' validation."""
+    invalid_sources = _invalid_sources(server, namespace, settings)
+    accept = accepted(
+        ("InvalidSpec", invalid_sources) if invalid_sources else None, conflicts or []
+    )
+    refs = resolved_refs(server_ref_problems(server, namespace))
+    plan = ServerPlan(conditions=[])
+    if accept.ok and refs.ok:
+        plan.config, plan.objects, plan.absent = render_objects(
+            server, namespace.data_sources, settings
+        )
+    conditions = [accept, refs, available(server, deployment)]
+    conditions.insert(0, ready(conditions))
+    flag = passthrough(server, namespace, key_secret_problem(server, namespace))
+    if flag is not None:
+        conditions.append(flag)
+    plan.conditions = conditions
+    plan.status = _status(server, settings, deployment, conditions)
+    return plan
+
+
+def plan_invalid_server(
+    server_name: str,
+    namespace: str,
+    reason: str,
+    message: str,
+    *,
+    settings: RenderSettings,
+    tools: int = 0,
+    port: int = 8080,
+) -> ServerPlan:
+    """The plan for a server whose spec the models refuse: report it, touch nothing."""
+    accept = Cond("Accepted", "False", reason, message)
+    refs = Cond(
+        "ResolvedRefs", "Unknown", "NotChecked", "references are checked once the spec is valid"
+    )
+    avail = Cond("Available", "Unknown", "NotChecked", "the spec is not valid")
+    conditions = [Cond("Ready", "False", reason, message), accept, refs, avail]
+    host = f"{server_name}.{namespace}.svc.{settings.cluster_domain}"
+    return ServerPlan(
+        conditions=conditions,
+        status={
+            "url": f"http://{host}:{port}/mcp",
+            "tools": tools,
+            "readyReplicas": 0,
+            "conditions": conditions,
+        },
+    )
