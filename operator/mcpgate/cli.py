@@ -44,6 +44,9 @@ def _gateway(args: argparse.Namespace) -> int:
         return _fail(f"cannot load {args.config}: {err}")
     if args.credentials_dir:
         config = config.model_copy(update={"credentials_dir": args.credentials_dir})
+    if args.api_keys_dir:
+        inbound = config.authorization.model_copy(update={"api_keys_dir": args.api_keys_dir})
+        config = config.model_copy(update={"authorization": inbound})
     serve(
         config,
         host=args.host,
@@ -245,6 +248,9 @@ def _parser() -> argparse.ArgumentParser:
     gateway.add_argument("--config", required=True, help="the gateway configuration file")
     gateway.add_argument(
         "--credentials-dir", help="where Secret keys are mounted (default: from the config)"
+    )
+    gateway.add_argument(
+        "--api-keys-dir", help="where the key Secret is mounted (default: from the config)"
     )
     _serving_flags(gateway, "0.0.0.0")  # noqa: S104 - a pod listens on its own address
     gateway.set_defaults(run=_gateway)

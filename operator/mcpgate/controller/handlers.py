@@ -1,0 +1,219 @@
+"""The kopf handlers: thin, each a few lines that call the reconciler.
+
+- McpServer create/update/resume: reconcile it (kopf retries on TemporaryError).
+- HttpApiDataSource events: its status, then every McpServer using it.
+- Secret events: everything referencing the Secret (found through indexes).
+  Secrets are seen only by an index that keeps key names and an event handler,
+  never by a create/update handler, which would copy Secret data into an
+  annotation and need patch rights on Secrets (DESIGN.md).
+- Events of owned objects (Deployment status, hand edits, deletions): their
+  owner is reconciled, which repairs drift and follows Available.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, cast
+
+import kopf
+
+from mcpgate.controller.kube import Conflict, KubeClient, KubeError
+from mcpgate.controller.reconcile import Reconciler, State
+from mcpgate.render.objects import labels
+from mcpgate.render.refs import SecretInfo
+from mcpgate.render.settings import RenderSettings
+
+__all__ = ["ControllerSettings", "make_registry"]
+
+log = logging.getLogger("mcpgate.operator")
+
+GROUP = "mcpgate.io"
+_MANAGED = {"app.kubernetes.io/managed-by": labels("x")["app.kubernetes.io/managed-by"]}
+_OWNED = (
+    ("", "v1", "configmaps"),
+    ("", "v1", "services"),
+    ("apps", "v1", "deployments"),
+    ("autoscaling", "v2", "horizontalpodautoscalers"),
+    ("policy", "v1", "poddisruptionbudgets"),
+)
+
+
+@dataclass(frozen=True)
+class ControllerSettings:
+    render: RenderSettings
+    worker_limit: int = 32
+    watch_server_timeout: int = 300
+    peering: str | None = None  # a KopfPeering name, for more than one operator replica
+
+
+def _state(kwargs: dict[str, Any]) -> State:
+    return State(
+        servers=kwargs["mcpgate_servers"],
+        data_sources=kwargs["mcpgate_sources"],
+        secrets=kwargs["mcpgate_secrets"],
+        source_users=kwargs["mcpgate_source_users"],
+        secret_users=(kwargs["mcpgate_secret_users"], kwargs["mcpgate_secret_users_ds"]),
+    )
+
+
+async def _retrying(what: str, action: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Conflicts and API errors of a reconcile become kopf retries (with backoff)."""
+    try:
+        await action()
+    except Conflict as err:
+        raise kopf.TemporaryError(f"{what}: conflict ({err.reason}); retrying", delay=1) from None
+    except KubeError as err:
+        raise kopf.TemporaryError(f"{what}: {err}", delay=5) from None
+
+
+def _secret_refs(spec: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(spec, dict):
+        for key, value in spec.items():
+            if key.endswith("SecretRef") and isinstance(value, dict) and "name" in value:
+                found.add(str(value["name"]))
+            else:
+                found |= _secret_refs(value)
+    elif isinstance(spec, list):
+        for item in spec:
+            found |= _secret_refs(item)
+    return found
+
+
+def make_registry(settings: ControllerSettings, kube: KubeClient) -> kopf.OperatorRegistry:
+    """Every handler of the operator, bound to one client and one set of settings."""
+    registry = kopf.OperatorRegistry()
+    reconcilers: dict[str, Reconciler] = {}
+
+    def reconciler(kwargs: dict[str, Any]) -> Reconciler:
+        found = reconcilers.get("r")
+        if found is None:
+
+            def warn(body: dict[str, Any], reason: str, message: str) -> None:
+                kopf.warn(cast(kopf.Body, body), reason=reason, message=message)
+
+            found = reconcilers["r"] = Reconciler(kube, settings.render, _state(kwargs), warn)
+        return found
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=GROUP, key="last-handled-configuration"
+        )
+        settings.persistence.finalizer = f"{GROUP}/finalizer"
+        settings.posting.level = logging.WARNING  # Events for warnings and errors only
+        settings.watching.server_timeout = operator_settings.watch_server_timeout
+        settings.watching.client_timeout = operator_settings.watch_server_timeout + 30
+        settings.watching.connect_timeout = 30
+        settings.queueing.worker_limit = operator_settings.worker_limit
+        settings.networking.request_timeout = 60
+        if operator_settings.peering:
+            settings.peering.name = operator_settings.peering
+            settings.peering.mandatory = True
+        else:
+            settings.peering.standalone = True
+
+    operator_settings = settings
+
+    # --- indexes: what references what, Secrets by key names only ----------------------
+
+    @kopf.index("secrets", id="mcpgate_secrets", registry=registry)
+    def mcpgate_secrets(name: str, namespace: str | None, body: kopf.Body, **_: Any) -> Any:
+        data = body.get("data") or {}
+        # Only emptiness is kept of a value: base64 of an empty value (or of "\n") is short.
+        nonempty = {k for k, v in data.items() if v and v not in ("", "Cg==")}
+        info = SecretInfo(name, frozenset(data), frozenset(nonempty), str(body.get("type", "")))
+        return {(_ns(namespace), name): info}
+
+    @kopf.index(GROUP, "v1alpha1", "mcpservers", id="mcpgate_servers", registry=registry)
+    def mcpgate_servers(name: str, namespace: str | None, body: kopf.Body, **_: Any) -> Any:
+        return {(_ns(namespace), name): dict(body)}
+
+    @kopf.index(GROUP, "v1alpha1", "httpapidatasources", id="mcpgate_sources", registry=registry)
+    def mcpgate_sources(name: str, namespace: str | None, body: kopf.Body, **_: Any) -> Any:
+        return {(_ns(namespace), name): dict(body)}
+
+    @kopf.index(GROUP, "v1alpha1", "mcpservers", id="mcpgate_source_users", registry=registry)
+    def mcpgate_source_users(name: str, namespace: str | None, spec: kopf.Spec, **_: Any) -> Any:
+        tools = spec.get("tools") or []
+        return {(_ns(namespace), t.get("dataSource")): name for t in tools if isinstance(t, dict)}
+
+    @kopf.index(GROUP, "v1alpha1", "mcpservers", id="mcpgate_secret_users", registry=registry)
+    def mcpgate_server_secret_users(
+        name: str, namespace: str | None, spec: kopf.Spec, **_: Any
+    ) -> Any:
+        ref = (spec.get("authorization") or {}).get("apiKeySecretRef") or {}
+        return {(_ns(namespace), ref["name"]): ("McpServer", name)} if "name" in ref else None
+
+    @kopf.index(
+        GROUP, "v1alpha1", "httpapidatasources", id="mcpgate_secret_users_ds", registry=registry
+    )
+    def mcpgate_source_secret_users(
+        name: str, namespace: str | None, spec: kopf.Spec, **_: Any
+    ) -> Any:
+        ns = _ns(namespace)
+        return {(ns, s): ("HttpApiDataSource", name) for s in _secret_refs(dict(spec))}
+
+    # --- McpServer ------------------------------------------------------------------------
+
+    @kopf.on.resume(GROUP, "v1alpha1", "mcpservers", registry=registry)
+    @kopf.on.create(GROUP, "v1alpha1", "mcpservers", registry=registry)
+    @kopf.on.update(GROUP, "v1alpha1", "mcpservers", registry=registry)
+    async def server_changed(name: str, namespace: str | None, **kwargs: Any) -> None:
+        ns = _ns(namespace)
+        await _retrying(f"McpServer {ns}/{name}", lambda: reconciler(kwargs).server(ns, name))
+
+    @kopf.on.delete(GROUP, "v1alpha1", "mcpservers", registry=registry, optional=True)
+    def server_deleted(uid: str, **kwargs: Any) -> None:
+        reconciler(kwargs).forget(uid)
+
+    # --- HttpApiDataSource ----------------------------------------------------------------
+
+    @kopf.on.event(GROUP, "v1alpha1", "httpapidatasources", registry=registry)
+    async def source_event(name: str, namespace: str | None, type: str, **kwargs: Any) -> None:
+        r, ns = reconciler(kwargs), _ns(namespace)
+        if type != "DELETED":
+            await _logged(r.data_source(ns, name))
+        users = list(r.state.source_users.get((ns, name)) or ())
+        await _logged(r.servers(ns, users))
+
+    # --- Secrets --------------------------------------------------------------------------
+
+    @kopf.on.event("secrets", registry=registry)
+    async def secret_event(name: str, namespace: str | None, **kwargs: Any) -> None:
+        r, ns = reconciler(kwargs), _ns(namespace)
+        if r.state.references_secret(ns, name):  # cheap: most Secrets are not ours
+            await _logged(r.secret_changed(ns, name))
+
+    # --- owned objects --------------------------------------------------------------------
+
+    for group, version, plural in _OWNED:
+
+        @kopf.on.event(
+            group, version, plural, labels=_MANAGED, registry=registry, id=f"owned_{plural}"
+        )
+        async def owned_event(body: kopf.Body, namespace: str | None, **kwargs: Any) -> None:
+            for ref in body.get("metadata", {}).get("ownerReferences") or []:
+                if ref.get("kind") == "McpServer" and ref.get("controller"):
+                    await _logged(reconciler(kwargs).server(_ns(namespace), ref["name"]))
+
+    return registry
+
+
+def _ns(namespace: str | None) -> str:
+    """Every kind handled here is namespaced."""
+    if namespace is None:
+        raise kopf.PermanentError("a namespaced object without a namespace")
+    return namespace
+
+
+async def _logged(action: Coroutine[Any, Any, None]) -> None:
+    """Event-driven reconciles have no kopf retries: log failures (the next event, or the
+    McpServer's own handlers, try again)."""
+    try:
+        await action
+    except KubeError as err:
+        log.warning("reconcile failed: %s", err)
