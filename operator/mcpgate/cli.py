@@ -8,8 +8,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mcpgate import __version__
+
+if TYPE_CHECKING:
+    from mcpgate.gateway.config import GatewayConfig
 
 __all__ = ["main"]
 
@@ -48,7 +52,7 @@ def _gateway(args: argparse.Namespace) -> int:
         inbound = config.authorization.model_copy(update={"api_keys_dir": args.api_keys_dir})
         config = config.model_copy(update={"authorization": inbound})
     serve(
-        config,
+        _with_limits(config, args),
         host=args.host,
         port=args.port,
         metrics_port=args.metrics_port,
@@ -67,7 +71,7 @@ def _up(args: argparse.Namespace) -> int:
         local = pick_server(manifests, args.server)
         with local_credentials(local, manifests) as folder:
             serve(
-                prepare(local, folder),
+                _with_limits(prepare(local, folder), args),
                 host=args.host,
                 port=args.port,
                 metrics_port=args.metrics_port,
@@ -133,6 +137,19 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
 
+def _with_limits(config: GatewayConfig, args: argparse.Namespace) -> GatewayConfig:
+    """The size limits given on the command line, over the configuration's."""
+    changes = {
+        name: getattr(args, name)
+        for name in ("max_request_bytes", "max_response_bytes")
+        if getattr(args, name) is not None
+    }
+    if not changes:
+        return config
+    limits = type(config.limits).model_validate({**config.limits.model_dump(), **changes})
+    return config.model_copy(update={"limits": limits})
+
+
 def _serving_flags(parser: argparse.ArgumentParser, host: str) -> None:
     parser.add_argument("--host", default=host, help=f"address to listen on (default {host})")
     parser.add_argument("--port", type=int, default=8080, help="MCP port (default 8080)")
@@ -140,6 +157,18 @@ def _serving_flags(parser: argparse.ArgumentParser, host: str) -> None:
         "--metrics-port", type=int, default=9090, help="Prometheus metrics port (default 9090)"
     )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    parser.add_argument(
+        "--max-request-bytes",
+        type=int,
+        metavar="N",
+        help="largest MCP request body; larger ones get 413 (default 1 MiB)",
+    )
+    parser.add_argument(
+        "--max-response-bytes",
+        type=int,
+        metavar="N",
+        help="largest downstream response; larger ones are a tool error (default 10 MiB)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:

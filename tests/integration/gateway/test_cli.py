@@ -170,3 +170,19 @@ async def test_gateway_finishes_in_flight_calls_on_sigterm(
     assert reply.status_code == 200
     assert reply.json()["result"]["structuredContent"] == {"done": True}
     assert await asyncio.to_thread(process.wait, 30) == 0
+
+
+def test_size_limits_are_gateway_settings() -> None:
+    process, base, _ = _start(
+        "up", "-f", str(EXAMPLES / "quickstart"), "--max-request-bytes", "2048"
+    )
+    try:
+        _wait_ready(process, base)
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+        assert httpx.post(f"{base}/mcp", json=ping, headers=headers).status_code == 200
+        big = {**ping, "pad": "x" * 4096}
+        assert httpx.post(f"{base}/mcp", json=big, headers=headers).status_code == 413
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
