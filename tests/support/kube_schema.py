@@ -63,6 +63,22 @@ def _apply_defaults(schema: dict[str, Any], value: Any) -> Any:
     return value
 
 
+# CEL keywords that Kubernetes escapes as `__kw__` when they name an object property.
+_CEL_RESERVED = frozenset(
+    "as break const continue else false for function if import in let loop package"
+    " namespace null return true var void while".split()
+)
+
+
+def _cel_view(value: Any) -> Any:
+    """The value as Kubernetes hands it to CEL: reserved property names escaped."""
+    if isinstance(value, dict):
+        return {(f"__{k}__" if k in _CEL_RESERVED else k): _cel_view(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cel_view(v) for v in value]
+    return value
+
+
 def _format_path(parts: Any) -> str:
     out = ""
     for part in parts:
@@ -106,7 +122,8 @@ class CrdValidator:
 
     def _walk(self, schema: dict[str, Any], value: Any, path: list[Any], found: list[str]) -> None:
         for rule in schema.get("x-kubernetes-validations", []):
-            result = self._programs[rule["rule"]].evaluate({"self": celpy.json_to_cel(value)})
+            activation = {"self": celpy.json_to_cel(_cel_view(value))}
+            result = self._programs[rule["rule"]].evaluate(activation)
             if isinstance(result, Exception) or not bool(result):
                 where = _format_path(path) + rule.get("fieldPath", "")
                 found.append(f"{where or '<root>'}: {rule['message']}")

@@ -118,7 +118,19 @@ class TlsConfig(KubeModel):
 class ApiKeyAuth(KubeModel):
     """An API key sent as a header or a query parameter."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(
+        populate_by_name=True,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    # `in` is a CEL keyword: Kubernetes exposes the field as `__in__`.
+                    "self.__in__ == 'Header' || !has(self.prefix) || self.prefix == ''",
+                    "prefix applies to a header only: remove it, or use in: Header",
+                    ".prefix",
+                )
+            ]
+        },
+    )
 
     in_: Literal["Header", "Query"] = Field(default="Header", alias="in")
     """Where the key goes: Header or Query."""
@@ -128,6 +140,12 @@ class ApiKeyAuth(KubeModel):
     """Text put before the value, e.g. `Token ` (Header only)."""
     value_secret_ref: SecretKeyRef
     """The key itself."""
+
+    @model_validator(mode="after")
+    def _prefix_in_header(self) -> ApiKeyAuth:
+        if self.prefix and self.in_ != "Header":
+            raise ValueError("prefix applies to a header only: remove it, or use in: Header")
+        return self
 
 
 class BearerAuth(KubeModel):

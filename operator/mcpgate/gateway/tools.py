@@ -9,6 +9,7 @@ result whose short message names the data source and the cause, with at most
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections.abc import Iterable
 from http import HTTPStatus
@@ -62,8 +63,12 @@ class ToolRunner:
         self._passthrough = config.authorization.type == "BearerPassthrough"
         self.tools: dict[str, CompiledTool] = {}
         self._tool_sources: dict[str, str] = {}
+        # Token endpoints are trusted as data sources are: by the system's CA store.
         self.token_client = httpx.AsyncClient(
-            follow_redirects=False, cookies=NoCookies(), timeout=30.0
+            follow_redirects=False,
+            cookies=NoCookies(),
+            timeout=30.0,
+            verify=ssl.create_default_context(),
         )
         self.tokens = TokenCache(on_fetch=self._count_token_request)
         self.clients: dict[str, DataSourceClient] = {

@@ -312,6 +312,20 @@ CASES = [
         "'Header' or 'Query'",
         "spec.auth.apiKey.in: 'Cookie' is not one of",
     ),
+    Case(
+        "API key prefix in a query",
+        "ds",
+        _set(
+            "spec.auth",
+            {
+                "type": "ApiKey",
+                "apiKey": {"in": "Query", "prefix": "Token ", "valueSecretRef": SECRET},
+            },
+        ),
+        "spec.auth.apiKey",
+        "prefix applies to a header only",
+        "prefix applies to a header only",
+    ),
     # --- McpServer ----------------------------------------------------------------------
     Case(
         "tool name with a space",
