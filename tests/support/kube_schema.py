@@ -65,8 +65,29 @@ def _apply_defaults(schema: dict[str, Any], value: Any) -> Any:
 
 # CEL keywords that Kubernetes escapes as `__kw__` when they name an object property.
 _CEL_RESERVED = frozenset(
-    "as break const continue else false for function if import in let loop package"
-    " namespace null return true var void while".split()
+    [
+        "as",
+        "break",
+        "const",
+        "continue",
+        "else",
+        "false",
+        "for",
+        "function",
+        "if",
+        "import",
+        "in",
+        "let",
+        "loop",
+        "package",
+        "namespace",
+        "null",
+        "return",
+        "true",
+        "var",
+        "void",
+        "while",
+    ]
 )
 
 
