@@ -111,8 +111,9 @@ def make_registry(settings: ControllerSettings, kube: KubeClient) -> kopf.Operat
         settings.queueing.worker_limit = operator_settings.worker_limit
         settings.networking.request_timeout = 60
         if operator_settings.peering:
+            # kopf's peering CRDs (kopf.dev) and RBAC for them are needed; without them
+            # kopf warns and runs standalone rather than refusing to start.
             settings.peering.name = operator_settings.peering
-            settings.peering.mandatory = True
         else:
             settings.peering.standalone = True
 
