@@ -15,5 +15,6 @@ def root() -> Path:
     return ROOT
 
 
-# Real loopback upstreams (recording server, OAuth2 token server, moto) for every test.
-pytest_plugins = ["support.upstream"]
+# Real loopback upstreams (recording server, OAuth2 token server, moto) and the
+# Kubernetes API emulator (kube_api, kube_env, kubectl) for every test.
+pytest_plugins = ["support.upstream", "support.kube"]

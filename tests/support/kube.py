@@ -268,7 +268,7 @@ async def running_operator(
     try:
         readiness = asyncio.create_task(ready.wait())
         await asyncio.wait(
-            {task, readiness}, timeout=startup_timeout, return_when="FIRST_COMPLETED"
+            {task, readiness}, timeout=startup_timeout, return_when=asyncio.FIRST_COMPLETED
         )
         readiness.cancel()
         if not ready.is_set():

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import threading
 import time
+import types
 from pathlib import Path
 from typing import Any
 
+import httpx
 import kopf
 import pytest
 import yaml
@@ -20,7 +22,7 @@ from kubernetes import client as k8s
 from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
 
-from support.kube import Kubectl, KubectlError, eventually, running_operator
+from support.kube import Kubectl, KubectlError, KubeEnv, eventually, running_operator
 from support.kube_api import ApiCall, KubeApi
 
 pytest_plugins = ["support.kube"]
@@ -392,6 +394,19 @@ def test_watch_follows_objects_in_and_out_of_a_label_selector(
     ]
 
 
+def test_watch_with_initial_events_ends_them_with_a_bookmark(
+    core: k8s.CoreV1Api, kube_api: KubeApi
+) -> None:
+    """kopf's ``settings.watching.initial_streaming`` mode, as in Kubernetes 1.27+."""
+    core.create_namespaced_config_map("default", configmap("c"))
+    params = "watch=true&sendInitialEvents=true&allowWatchBookmarks=true&timeoutSeconds=1"
+    reply = httpx.get(f"{kube_api.server}/api/v1/namespaces/default/configmaps?{params}")
+    lines = [json.loads(line) for line in reply.text.splitlines()]
+    assert [line["type"] for line in lines] == ["ADDED", "BOOKMARK"]
+    annotations = lines[1]["object"]["metadata"]["annotations"]
+    assert annotations == {"k8s.io/initial-events-end": "true"}
+
+
 def test_cut_watches_end_open_streams(core: k8s.CoreV1Api, kube_api: KubeApi) -> None:
     seen: list[str] = []
 
@@ -496,14 +511,27 @@ def test_injected_failures_change_nothing(core: k8s.CoreV1Api, kube_api: KubeApi
     assert exc.value.status == 500
     assert core.read_namespaced_config_map("c", "default").data == {"a": "1"}  # both used up
 
-    kube_api.add_latency(0.3, resource="configmaps", verbs={"get"})
+    kube_api.add_latency(0.5, resource="configmaps", verbs={"get"})
     started = time.monotonic()
     core.read_namespaced_config_map("c", "default")
-    assert time.monotonic() - started >= 0.3
+    assert time.monotonic() - started >= 0.5
     kube_api.clear_faults()
     started = time.monotonic()
     core.read_namespaced_config_map("c", "default")
-    assert time.monotonic() - started < 0.3
+    assert time.monotonic() - started < 0.5
+
+
+def test_kmock_reactions_still_answer_first(kube_api: KubeApi) -> None:
+    kube_api["get /openapi/v2"] << {"swagger": "2.0"}  # a plain filter: matched directly
+    kube_api["get /healthz"][:1] << b"ok"  # a slice: kmock's own history-based matching
+
+    def get(path: str) -> tuple[int, bytes]:
+        reply = httpx.get(kube_api.server + path)
+        return reply.status_code, reply.content
+
+    assert get("/openapi/v2") == (200, b'{"swagger": "2.0"}')
+    assert get("/healthz") == (200, b"ok")
+    assert get("/healthz")[0] == 404
 
 
 # --- kubectl ----------------------------------------------------------------------------
@@ -553,6 +581,25 @@ def test_kubectl_applies_and_prints_printer_columns(
     assert [item["metadata"]["name"] for item in listed] == ["quickstart"]
 
 
+def test_server_dry_run_stores_nothing(kubectl: Kubectl, kube_api: KubeApi) -> None:
+    manifest = json.dumps(configmap("dry", a="1"))
+    out = kubectl("apply", "--validate=false", "--dry-run=server", "-f", "-", input=manifest)
+    assert out.strip() == "configmap/dry created (server dry run)"
+    assert kube_api.read("v1/configmaps", "default", "dry") is None
+
+
+def test_protobuf_bodies_are_refused_plainly(kubectl: Kubectl) -> None:
+    with pytest.raises(KubectlError, match="UnsupportedMediaType"):
+        kubectl("create", "namespace", "team-b")  # kubectl's typed generators send protobuf
+
+
+def test_module_scoped_fixtures(kube_env_module: KubeEnv, kube_api_module: KubeApi) -> None:
+    assert kube_env_module.api is kube_api_module
+    assert kube_env_module.kubectl("get", "namespace", "default", "-o", "name") == (
+        "namespace/default\n"
+    )
+
+
 # --- kopf ---------------------------------------------------------------------------------
 
 
@@ -587,7 +634,7 @@ async def test_kopf_round_trip(kube_api: KubeApi, kubectl: Kubectl) -> None:
     rules = kube_api.rbac_rules()
     assert {(GROUP, MCPSERVERS, "list"), (GROUP, MCPSERVERS, "watch")} <= rules
     assert {(GROUP, MCPSERVERS, "patch"), (GROUP, "mcpservers/status", "patch")} <= rules
-    assert kube_api.watch_count() == 0  # kopf closed its streams
+    await eventually(lambda: kube_api.watch_count() == 0)  # kopf closed its streams
 
 
 async def test_kopf_retries_injected_server_errors(kube_api: KubeApi) -> None:
@@ -596,8 +643,10 @@ async def test_kopf_retries_injected_server_errors(kube_api: KubeApi) -> None:
 
     kube_api.fail_next(2, 500, resource="mcpservers/status")
     handled: list[str] = []
+    module = types.ModuleType("an_operator")  # as an operator package would offer it
+    module.registry = tiny_operator(handled)  # type: ignore[attr-defined]
     async with running_operator(
-        api=kube_api, module_or_registry=tiny_operator(handled), settings_hook=fast_retries
+        api=kube_api, module_or_registry=module, settings_hook=fast_retries
     ):
         kube_api.create(mcpserver("m") | {"metadata": {"name": "m", "namespace": "default"}})
         await eventually(
