@@ -121,23 +121,29 @@ class DataSourceClient:
         while True:
             attempt += 1
             wait: float | None = None
+            answer: UpstreamResponse | None = None
             try:
-                response = await self._once(prepared, authorization)
+                answer = await self._once(prepared, authorization)
             except httpx.TransportError as err:
+                cause = _describe(err)
                 if not retry or attempt >= _MAX_ATTEMPTS or isinstance(err, httpx.ReadTimeout):
-                    raise UpstreamError(f"data source {self.name}: {_describe(err)}") from None
+                    tries = f" after {attempt} attempts" if attempt > 1 else ""
+                    raise UpstreamError(f"data source {self.name}: {cause}{tries}") from None
             else:
-                if not (retry and response.status in _RETRIED_STATUSES):
-                    return response
+                if not (retry and answer.status in _RETRIED_STATUSES):
+                    return answer
                 if attempt >= _MAX_ATTEMPTS:
-                    return response
-                wait = response.retry_after
+                    return answer
+                wait = answer.retry_after
             backoff = random.uniform(0, _BACKOFF_BASE * 2 ** (attempt - 1))  # noqa: S311
             delay = min(wait if wait is not None else backoff, _RETRY_AFTER_CAP)
             if time.monotonic() + delay >= deadline:
-                if wait is not None:  # the server asked for more time than is left
-                    return response
-                raise UpstreamError(f"data source {self.name}: no answer within the timeout")
+                if answer is not None:  # no time left for another try: its last answer
+                    return answer
+                raise UpstreamError(
+                    f"data source {self.name}: {cause} (no time left to retry within"
+                    f" {self.config.timeout_seconds:g} s)"
+                )
             await asyncio.sleep(delay)
 
     async def _once(self, prepared: PreparedRequest, authorization: str | None) -> UpstreamResponse:
