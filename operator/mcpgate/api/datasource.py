@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -75,6 +76,10 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+# Control characters are not allowed in a header value (RFC 9110 5.5), tab aside.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def check_header_names(headers: dict[str, str], extra_reserved: str | None = None) -> None:
     """Refuse header names that are not HTTP tokens or that mcpgate owns."""
     reserved = RESERVED_HEADERS | ({extra_reserved.lower()} if extra_reserved else set())
@@ -85,8 +90,11 @@ def check_header_names(headers: dict[str, str], extra_reserved: str | None = Non
             raise ValueError(
                 f"header {name!r} is reserved (auth or the transport sets it); remove it"
             )
-        if any(c in value for c in "\r\n\0"):
-            raise ValueError(f"header {name!r} holds a line break or NUL")
+        if _CONTROL.search(value):
+            raise ValueError(
+                f"header {name!r} holds a control character (a line break, NUL, ...);"
+                " only tab is allowed"
+            )
 
 
 def _check_http_url(url: str, *, what: str) -> str:

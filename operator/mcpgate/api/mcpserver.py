@@ -71,6 +71,20 @@ def path_placeholders(path: str, declared: set[str]) -> tuple[set[str], set[str]
     return used, unknown
 
 
+def json_equal(a: Any, b: Any) -> bool:
+    """Equality of JSON values, where (unlike Python's) `true` is not `1` — as the gateway
+    compares arguments with `enum`."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(json_equal, a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    return type(a) is type(b) and bool(a == b)
+
+
 def _matches_type(value: Any, type_: str) -> bool:
     match type_:
         case "String":
@@ -141,7 +155,11 @@ class Parameter(KubeModel):
                 raise ValueError(
                     f"parameter {self.name!r}: {label} value {value!r} is not of type {self.type}"
                 )
-        if self.enum and self.default is not None and self.default not in self.enum:
+        if (
+            self.enum
+            and self.default is not None
+            and not any(json_equal(self.default, member) for member in self.enum)
+        ):
             raise ValueError(f"parameter {self.name!r}: default {self.default!r} is not in enum")
         return self
 

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -43,7 +45,6 @@ _OWNED = (
 @dataclass(frozen=True)
 class ControllerSettings:
     render: RenderSettings
-    worker_limit: int = 32
     watch_server_timeout: int = 300
     peering: str | None = None  # a KopfPeering name, for more than one operator replica
 
@@ -108,7 +109,9 @@ def make_registry(settings: ControllerSettings, kube: KubeClient) -> kopf.Operat
         settings.watching.server_timeout = operator_settings.watch_server_timeout
         settings.watching.client_timeout = operator_settings.watch_server_timeout + 30
         settings.watching.connect_timeout = 30
-        settings.queueing.worker_limit = operator_settings.worker_limit
+        # No worker limit: kopf runs an object's handlers only once every object of the
+        # indexed kinds is indexed, and with fewer workers than objects that never happens.
+        settings.queueing.worker_limit = None
         settings.networking.request_timeout = 60
         if operator_settings.peering:
             # kopf's peering CRDs (kopf.dev) and RBAC for them are needed; without them
@@ -177,9 +180,9 @@ def make_registry(settings: ControllerSettings, kube: KubeClient) -> kopf.Operat
     async def source_event(name: str, namespace: str | None, type: str, **kwargs: Any) -> None:
         r, ns = reconciler(kwargs), _ns(namespace)
         if type != "DELETED":
-            await _logged(r.data_source(ns, name))
+            await _logged(lambda: r.data_source(ns, name))
         users = list(r.state.source_users.get((ns, name)) or ())
-        await _logged(r.servers(ns, users))
+        await _logged(lambda: r.servers(ns, users))
 
     # --- Secrets --------------------------------------------------------------------------
 
@@ -187,7 +190,7 @@ def make_registry(settings: ControllerSettings, kube: KubeClient) -> kopf.Operat
     async def secret_event(name: str, namespace: str | None, **kwargs: Any) -> None:
         r, ns = reconciler(kwargs), _ns(namespace)
         if r.state.references_secret(ns, name):  # cheap: most Secrets are not ours
-            await _logged(r.secret_changed(ns, name))
+            await _logged(lambda: r.secret_changed(ns, name))
 
     # --- owned objects --------------------------------------------------------------------
 
@@ -199,7 +202,9 @@ def make_registry(settings: ControllerSettings, kube: KubeClient) -> kopf.Operat
         async def owned_event(body: kopf.Body, namespace: str | None, **kwargs: Any) -> None:
             for ref in body.get("metadata", {}).get("ownerReferences") or []:
                 if ref.get("kind") == "McpServer" and ref.get("controller"):
-                    await _logged(reconciler(kwargs).server(_ns(namespace), ref["name"]))
+                    await _logged(
+                        functools.partial(reconciler(kwargs).server, _ns(namespace), ref["name"])
+                    )
 
     return registry
 
@@ -211,10 +216,19 @@ def _ns(namespace: str | None) -> str:
     return namespace
 
 
-async def _logged(action: Coroutine[Any, Any, None]) -> None:
-    """Event-driven reconciles have no kopf retries: log failures (the next event, or the
-    McpServer's own handlers, try again)."""
-    try:
-        await action
-    except KubeError as err:
-        log.warning("reconcile failed: %s", err)
+_EVENT_RETRY_DELAYS = (0.5, 1, 2, 4, 8, 8, 8, 8)
+
+
+async def _logged(action: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Event handlers get no retries from kopf: retry API failures here with backoff, so a
+    409 or a 500 while reacting to a Secret or a data source does not lose the update."""
+    for delay in (*_EVENT_RETRY_DELAYS, None):
+        try:
+            await action()
+            return
+        except KubeError as err:
+            if delay is None:
+                log.error("reconcile failed, giving up until the next change: %s", err)
+                return
+            log.warning("reconcile failed, retrying in %s s: %s", delay, err)
+            await asyncio.sleep(delay)

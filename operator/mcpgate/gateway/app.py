@@ -295,4 +295,16 @@ async def _respond_json(
     payload: dict[str, Any],
     headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    await _respond(send, status, orjson.dumps(payload), b"application/json", headers)
+    await _respond(send, status, _dumps(payload), b"application/json", headers)
+
+
+def _dumps(payload: dict[str, Any]) -> bytes:
+    """The reply as JSON. orjson writes at most 254 levels while it reads 1024: a tool result
+    whose structuredContent (a downstream body) is deeper keeps only its text content."""
+    try:
+        return orjson.dumps(payload)
+    except orjson.JSONEncodeError:
+        result = payload.get("result")
+        if isinstance(result, dict) and result.pop("structuredContent", None) is not None:
+            return orjson.dumps(payload)
+        raise

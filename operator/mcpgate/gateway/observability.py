@@ -24,10 +24,12 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 __all__ = ["Metrics", "Redactor", "configure_logging", "redact_text"]
 
 _HEADER_VALUE = re.compile(
-    r"(?i)((?:authorization|proxy-authorization|x-api-key|api[-_]?key|cookie|set-cookie|"
+    r"(?i)((?:authorization|proxy-authorization|x-api-key|api[-_]?key|"
     r"x-amz-security-token|access[-_]?token|client[-_]?secret|password|token)"
     r"[\"']?\s*[:=]\s*[\"']?)([^\s\"',&;]+(?:\s+[^\s\"',&;]+)?)"
 )
+# A cookie header holds several `name=value` pairs separated by `;`: mask the whole value.
+_COOKIE_VALUE = re.compile(r"(?i)((?:set-)?cookie[\"']?\s*[:=]\s*[\"']?)([^\r\n\"']+)")
 
 
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
@@ -35,6 +37,7 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     `name: value` / `name=value` pair masked."""
     for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
         text = text.replace(secret, "[REDACTED]")
+    text = _COOKIE_VALUE.sub(r"\1[REDACTED]", text)
     return _HEADER_VALUE.sub(r"\1[REDACTED]", text)
 
 

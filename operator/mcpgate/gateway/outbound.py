@@ -12,6 +12,7 @@ import email.utils
 import random
 import ssl
 import time
+import zlib
 from dataclasses import dataclass
 
 import httpx
@@ -78,7 +79,8 @@ class DataSourceClient:
             follow_redirects=False,
             cookies=NoCookies(),
             timeout=config.timeout_seconds,
-            headers={"User-Agent": "mcpgate"},
+            # Only the encodings _read_capped decodes itself, step by step.
+            headers={"User-Agent": "mcpgate", "Accept-Encoding": "gzip, deflate"},
         )
 
     def _ssl_context(self) -> ssl.SSLContext | bool:
@@ -167,20 +169,40 @@ class DataSourceClient:
         )
 
     async def _read_capped(self, response: httpx.Response) -> bytes:
+        """The decoded body, refused as soon as it passes the cap. Decoding runs here in
+        bounded steps (never more than the cap at once), so a small gzip bomb cannot
+        expand in memory or stall the event loop."""
         declared = response.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self._max_bytes:
             raise UpstreamError(self._too_large())
-        chunks: list[bytes] = []
-        size = 0
+        encoding = response.headers.get("content-encoding", "").strip().lower()
+        decoder = None
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            decoder = zlib.decompressobj(32 + zlib.MAX_WBITS)  # gzip or zlib, by its header
+        elif encoding not in ("", "identity"):
+            raise UpstreamError(
+                f"data source {self.name}: unsupported Content-Encoding {encoding[:40]!r}"
+            )
+        body = bytearray()
         try:
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > self._max_bytes:
-                    raise UpstreamError(self._too_large())
-                chunks.append(chunk)
-        except httpx.DecodingError:
+            async for raw in response.aiter_raw():
+                data = raw
+                while data:
+                    if decoder is None:
+                        piece, data = data, b""
+                    else:
+                        piece = decoder.decompress(data, self._max_bytes - len(body) + 1)
+                        data = decoder.unconsumed_tail
+                    body += piece
+                    if len(body) > self._max_bytes:
+                        raise UpstreamError(self._too_large())
+            if decoder is not None:
+                body += decoder.flush()
+        except zlib.error:
             raise UpstreamError(f"data source {self.name}: the body could not be decoded") from None
-        return b"".join(chunks)
+        if len(body) > self._max_bytes:
+            raise UpstreamError(self._too_large())
+        return bytes(body)
 
     def _too_large(self) -> str:
         return (

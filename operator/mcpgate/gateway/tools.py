@@ -8,12 +8,14 @@ result whose short message names the data source and the cause, with at most
 
 from __future__ import annotations
 
+import base64
 import logging
 import ssl
 import time
 from collections.abc import Iterable
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import httpx
 import orjson
@@ -61,6 +63,9 @@ class ToolRunner:
         self._credentials = credentials
         self._metrics = metrics
         self._passthrough = config.authorization.type == "BearerPassthrough"
+        self._basic = [
+            s.auth.basic for s in config.data_sources.values() if s.auth.basic is not None
+        ]
         self.tools: dict[str, CompiledTool] = {}
         self._tool_sources: dict[str, str] = {}
         # Token endpoints are trusted as data sources are: by the system's CA store.
@@ -98,8 +103,21 @@ class ToolRunner:
         self._metrics.token_requests.labels(token_url, "ok" if ok else "error").inc()
 
     def known_secrets(self) -> list[str]:
-        """Every credential value seen so far (files and fetched tokens): never shown."""
-        return [*self._credentials.known_values(), *self.tokens.known_values()]
+        """Every credential value seen so far (files and fetched tokens), with the forms
+        they travel in (percent-encoded in a query, base64 in a Basic header): an API that
+        echoes a request back must not get them shown."""
+        values = [*self._credentials.known_values(), *self.tokens.known_values()]
+        found = set(values)
+        for value in values:
+            found.update((quote(value, safe=""), quote_plus(value)))
+        for basic in self._basic:
+            try:
+                user = basic.username or self._credentials.read(basic.username_file or "")
+                password = self._credentials.read(basic.password_file)
+            except GatewayError:
+                continue
+            found.add(base64.b64encode(f"{user}:{password}".encode()).decode())
+        return list(found)
 
     def list_tools(self) -> list[dict[str, Any]]:
         return self._tool_list
@@ -126,6 +144,9 @@ class ToolRunner:
             except ToolInputError as err:
                 outcome = "invalid_arguments"
                 return _error_result(f"invalid arguments for tool {name}: {err}")
+            except RecursionError:  # JSON nested deeper than the text form can be written
+                outcome = "invalid_arguments"
+                return _error_result(f"invalid arguments for tool {name}: nested too deeply")
             forward = caller_authorization if self._passthrough else None
             if client.config.auth.type != "None":
                 forward = None  # the caller's token never reaches an API with its own auth

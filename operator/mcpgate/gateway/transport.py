@@ -57,6 +57,15 @@ def _map_error(err: BaseException, request: httpx.Request) -> httpx.HTTPError:
     return httpx.NetworkError(f"{err.__class__.__name__}", request=request)
 
 
+def _text(value: bytes) -> str:
+    """A header value for aiohttp, which writes header strings as UTF-8: our templates'
+    values are UTF-8 already; other bytes (a caller's Latin-1 token) pass as Latin-1."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
+
+
 class _Body(httpx.AsyncByteStream):
     def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
         self._response = response
@@ -95,6 +104,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 auto_decompress=False,
                 skip_auto_headers=("User-Agent", "Accept-Encoding"),
             )
+            # aiohttp resends an idempotent request once when a reused connection turns out
+            # closed; the gateway's own retries cover that, and the attempts it counts (and
+            # documents) would double. (A private switch: aiohttp has no public one.)
+            if hasattr(self._session, "_retry_connection"):
+                self._session._retry_connection = False
             if old is not None:  # let requests in flight on the old pool finish
                 asyncio.get_running_loop().call_later(60, asyncio.ensure_future, old.close())
         return self._session
@@ -108,9 +122,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 # As built: yarl would re-normalise the encoding (%3A -> :), which changes
                 # what a SigV4 signature covers and what the API sees.
                 URL(str(request.url), encoded=True),
-                headers=[
-                    (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw
-                ],
+                headers=[(k.decode("latin-1"), _text(v)) for k, v in request.headers.raw],
                 data=request.content or None,
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(
