@@ -1,0 +1,93 @@
+"""Every benchmark in bench/, run as its command in a smoke size, so that none of them rots.
+
+Seconds each, and no figure is judged: the machine is shared and small. What is checked
+is that each command runs to the end and that what it measured was real (every answer a
+real tool result, the gateway free of kopf and kubernetes, an unchanged reconcile
+writing nothing): the commands exit non-zero otherwise. The Python load generator and
+upstream are forced, so neither wrk nor nginx needs to be installed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from support.paths import ROOT
+
+PY_SPY = Path(sys.executable).parent / "py-spy"
+
+
+def run_bench(*args: str, timeout: float = 300) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+    assert done.returncode == 0, f"{args} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def test_gateway_benchmark_runs() -> None:
+    out = run_bench("bench.gateway", "--smoke", "--generator", "python", "--upstream", "python")
+    assert "kopf/kubernetes among them: none" in out
+    for heading in ("## calls/s", "## latency", "## ratios", "## memory", "## targets"):
+        assert heading in out
+    assert "mcpgate/floor-httpx" in out
+
+
+def test_auth_benchmark_runs() -> None:
+    out = run_bench("bench.auth", "--smoke", "--generator", "python", "--upstream", "python")
+    for method in ("apikey", "basic", "bearer", "oauth2", "sigv4"):
+        assert f"{method}/none" in out
+    assert "OAuth2 token requests during the run: 1 " in out
+
+
+def test_operator_benchmark_runs() -> None:
+    out = run_bench("bench.controller", "--smoke")
+    assert "[PASS] an unchanged reconcile writes nothing" in out
+
+
+def test_render_benchmark_runs() -> None:
+    out = run_bench("bench.render", "--smoke")
+    assert "1000/100 = " in out
+
+
+def test_profile_summary_reads_py_spy_output() -> None:
+    sys.path.insert(0, str(ROOT))
+    try:
+        from bench.profile import summarise
+    finally:
+        sys.path.remove(str(ROOT))
+    raw = "\n".join(
+        [
+            "thread (1): MainThread;run (asyncio/runners.py:118);"
+            "_once (mcpgate/gateway/outbound.py:159);send (httpx/_client.py:1629) 30",
+            "thread (1): MainThread;run (asyncio/runners.py:118);"
+            "_mcp (mcpgate/gateway/app.py:221) 10",
+            "thread (2): Thread-1 (serve_forever);select (selectors.py:415) 5",
+        ]
+    )
+    report = summarise(raw, expected=50)
+    assert "40 busy samples of about 50" in report
+    assert "other threads: 5" in report
+    assert "| httpx (client API, models, auth flow) | 75.0% |" in report
+    assert "_once (mcpgate/gateway/outbound.py:159)" in report
+
+
+@pytest.mark.skipif(
+    not PY_SPY.exists() and shutil.which("py-spy") is None, reason="py-spy is not installed"
+)
+def test_profile_runs() -> None:
+    out = run_bench(
+        "bench.profile", "--seconds", "2", "--generator", "python", "--upstream", "python"
+    )
+    assert "### by area" in out
