@@ -22,7 +22,7 @@ from typing import Any, cast
 import kopf
 
 from mcpgate.controller.kube import Conflict, KubeClient, KubeError
-from mcpgate.controller.reconcile import Reconciler, State
+from mcpgate.controller.reconcile import Reconciler, State, secret_names
 from mcpgate.render.objects import labels
 from mcpgate.render.refs import SecretInfo
 from mcpgate.render.settings import RenderSettings
@@ -67,20 +67,6 @@ async def _retrying(what: str, action: Callable[[], Coroutine[Any, Any, None]]) 
         raise kopf.TemporaryError(f"{what}: conflict ({err.reason}); retrying", delay=1) from None
     except KubeError as err:
         raise kopf.TemporaryError(f"{what}: {err}", delay=5) from None
-
-
-def _secret_refs(spec: Any) -> set[str]:
-    found: set[str] = set()
-    if isinstance(spec, dict):
-        for key, value in spec.items():
-            if key.endswith("SecretRef") and isinstance(value, dict) and "name" in value:
-                found.add(str(value["name"]))
-            else:
-                found |= _secret_refs(value)
-    elif isinstance(spec, list):
-        for item in spec:
-            found |= _secret_refs(item)
-    return found
 
 
 def make_registry(settings: ControllerSettings, kube: KubeClient) -> kopf.OperatorRegistry:
@@ -159,7 +145,7 @@ def make_registry(settings: ControllerSettings, kube: KubeClient) -> kopf.Operat
         name: str, namespace: str | None, spec: kopf.Spec, **_: Any
     ) -> Any:
         ns = _ns(namespace)
-        return {(ns, s): ("HttpApiDataSource", name) for s in _secret_refs(dict(spec))}
+        return {(ns, s): ("HttpApiDataSource", name) for s in secret_names(dict(spec))}
 
     # --- McpServer ------------------------------------------------------------------------
 

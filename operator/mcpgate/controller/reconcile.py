@@ -27,7 +27,7 @@ from mcpgate.render.refs import Namespace, SecretInfo, data_source_problems
 from mcpgate.render.server import ServerPlan, plan_invalid_server, plan_server
 from mcpgate.render.settings import RenderSettings
 
-__all__ = ["Reconciler", "State"]
+__all__ = ["Reconciler", "State", "secret_names"]
 
 log = logging.getLogger("mcpgate.operator")
 
@@ -83,7 +83,7 @@ class State:
             body = self.data_source(namespace, name)
             if body is None:
                 continue
-            wanted |= _secret_names(body.get("spec"))
+            wanted |= secret_names(body.get("spec"))
             try:
                 space.data_sources[name] = HttpApiDataSource.model_validate(body)
             except ValidationError as err:
@@ -105,7 +105,7 @@ class State:
         return sorted(servers), sources
 
 
-def _secret_names(node: Any) -> set[str]:
+def secret_names(node: Any) -> set[str]:
     """Names in every `...SecretRef` of a spec (raw: it may not parse)."""
     found: set[str] = set()
     if isinstance(node, dict):
@@ -113,10 +113,10 @@ def _secret_names(node: Any) -> set[str]:
             if key.endswith("SecretRef") and isinstance(value, dict) and "name" in value:
                 found.add(str(value["name"]))
             else:
-                found |= _secret_names(value)
+                found |= secret_names(value)
     elif isinstance(node, list):
         for item in node:
-            found |= _secret_names(item)
+            found |= secret_names(item)
     return found
 
 
