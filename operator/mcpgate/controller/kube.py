@@ -8,6 +8,7 @@ a Secret: Secrets reach the operator through kopf's index, as key names.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ KINDS: Final = {
     "HttpApiDataSource": Resource("mcpgate.io", "v1alpha1", "httpapidatasources"),
 }
 
+_IN_FLIGHT = 8
 _MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
 
 
@@ -74,9 +76,17 @@ class KubeClient:
             if configuration.cert_file:
                 context.load_cert_chain(configuration.cert_file, configuration.key_file)
             verify = context
+        # A few connections, and no more requests in flight than that: httpx's pool scans
+        # every queued request against every connection, so a burst of reconciles with
+        # unbounded requests costs quadratic CPU (bench.controller: 64% of the operator).
         self._http = httpx.AsyncClient(
-            base_url=configuration.host, verify=verify, timeout=30.0, follow_redirects=False
+            base_url=configuration.host,
+            verify=verify,
+            timeout=30.0,
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=_IN_FLIGHT, max_keepalive_connections=_IN_FLIGHT),
         )
+        self._in_flight = asyncio.Semaphore(_IN_FLIGHT)
 
     def _auth(self) -> dict[str, str]:
         token = self._configuration.get_api_key_with_prefix("authorization")
@@ -94,9 +104,10 @@ class KubeClient:
         json: Any = None,
         headers: dict[str, str] | None = None,
     ) -> dict[str, Any] | None:
-        response = await self._http.request(
-            method, path, json=json, headers={**self._auth(), **(headers or {})}
-        )
+        async with self._in_flight:
+            response = await self._http.request(
+                method, path, json=json, headers={**self._auth(), **(headers or {})}
+            )
         if response.status_code == 404 and method == "GET":
             return None
         if response.status_code >= 400:
