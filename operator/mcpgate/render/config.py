@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel
-
 from mcpgate.api import HttpApiDataSource, McpServer, SecretKeyRef, Tool
 from mcpgate.api.datasource import DataSourceAuth
 from mcpgate.gateway.config import (
@@ -31,6 +29,7 @@ from mcpgate.gateway.config import (
     TlsConfig,
     ToolConfig,
 )
+from mcpgate.render.refs import key_refs
 
 __all__ = ["credential_path", "gateway_config", "referenced_secret_keys", "tool_annotations"]
 
@@ -176,22 +175,8 @@ def referenced_secret_keys(
         source = data_sources.get(name)
         if source is None:
             continue
-        refs.update(_source_refs(source))
+        refs.update((ref.name, ref.key) for _, ref in key_refs(source.spec))
     return refs
-
-
-def _source_refs(source: HttpApiDataSource) -> set[tuple[str, str]]:
-    found: set[tuple[str, str]] = set()
-
-    def walk(node: Any) -> None:
-        if isinstance(node, SecretKeyRef):
-            found.add((node.name, node.key))
-        elif isinstance(node, BaseModel):
-            for field in type(node).model_fields:
-                walk(getattr(node, field))
-
-    walk(source.spec)
-    return found
 
 
 def gateway_config(

@@ -19,6 +19,7 @@ __all__ = [
     "RefProblem",
     "SecretInfo",
     "data_source_problems",
+    "key_refs",
     "key_secret_problem",
     "server_ref_problems",
 ]
@@ -68,7 +69,7 @@ class Namespace:
     assume_secrets: bool = False
 
 
-def _key_refs(spec: HttpApiDataSourceSpec) -> list[tuple[str, SecretKeyRef]]:
+def key_refs(spec: HttpApiDataSourceSpec) -> list[tuple[str, SecretKeyRef]]:
     """Every Secret key a data source reads, with the field that names it."""
     refs: list[tuple[str, SecretKeyRef | None]] = []
     if spec.tls is not None:
@@ -102,7 +103,7 @@ def data_source_problems(
     messages (a server reports its data sources' problems)."""
     prefix = f"{owner}: " if owner else ""
     problems = []
-    for path, ref in _key_refs(source.spec):
+    for path, ref in key_refs(source.spec):
         secret = namespace.secrets.get(ref.name)
         if secret is None:
             if not namespace.assume_secrets:
