@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-import botocore.auth  # type: ignore[import-untyped]
 import httpx
 import pytest
 from starlette.responses import JSONResponse
@@ -779,23 +778,17 @@ def _independent_sigv4(
     return ";".join(names), hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
 
 
-@pytest.fixture
-def fixed_aws_clock(monkeypatch: pytest.MonkeyPatch) -> str:
-    def fixed(*_: Any, **__: Any) -> datetime.datetime:
-        return datetime.datetime(2026, 1, 2, 3, 4, 5)  # botocore's clock: naive UTC
-
-    monkeypatch.setattr(botocore.auth, "get_current_datetime", fixed)
-    return "20260102T030405Z"
+# 2026-01-02T03:04:05Z, as the signer's clock (seconds since the epoch) and as SigV4 spells it.
+FIXED_AWS_TIME = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC).timestamp()
+FIXED_AWS_STAMP = "20260102T030405Z"
 
 
 @pytest.mark.parametrize("flow", ["sync", "async"])
-async def test_sigv4_is_deterministic_with_a_fixed_clock(
-    fixed_aws_clock: str, creds: Credentials, flow: str
-) -> None:
+async def test_sigv4_is_deterministic_with_a_fixed_clock(creds: Credentials, flow: str) -> None:
     keys = AwsKeys("AKIDEXAMPLE", "canary-sk-fixed/K7MDENG", "canary-st-fixed")
     config = sigv4_source(creds, keys)
     assert config.auth.aws_sig_v4 is not None
-    auth = AwsSigV4Auth(config.auth.aws_sig_v4, creds.store)
+    auth = AwsSigV4Auth(config.auth.aws_sig_v4, creds.store, clock=lambda: FIXED_AWS_TIME)
     request = httpx.Request(
         "POST",
         "https://dynamodb.eu-west-1.amazonaws.com/tables/a%20b?z=1&a=x%2Fy",
@@ -806,7 +799,7 @@ async def test_sigv4_is_deterministic_with_a_fixed_clock(
         signed = next(auth.sync_auth_flow(request))
     else:
         signed = await auth.async_auth_flow(request).__anext__()
-    assert signed.headers["X-Amz-Date"] == fixed_aws_clock
+    assert signed.headers["X-Amz-Date"] == FIXED_AWS_STAMP
     assert signed.headers["X-Amz-Content-Sha256"] == hashlib.sha256(b"{}").hexdigest()
     assert signed.headers["X-Amz-Security-Token"] == "canary-st-fixed"
     credential, signed_headers, signature = signed.headers["Authorization"].split(", ")
@@ -818,7 +811,7 @@ async def test_sigv4_is_deterministic_with_a_fixed_clock(
         "x-amz-security-token;x-amz-target"
     )
     expected_headers, expected_signature = _independent_sigv4(
-        signed, "canary-sk-fixed/K7MDENG", fixed_aws_clock, "eu-west-1", "dynamodb"
+        signed, "canary-sk-fixed/K7MDENG", FIXED_AWS_STAMP, "eu-west-1", "dynamodb"
     )
     assert signed_headers == f"SignedHeaders={expected_headers}"
     assert signature == f"Signature={expected_signature}"

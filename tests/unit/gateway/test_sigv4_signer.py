@@ -1,0 +1,215 @@
+"""mcpgate's SigV4 signer against botocore's: the same request signed at the same instant by
+both must carry the same Authorization header, byte for byte. moto's checks of real
+signatures are in tests/integration/gateway/test_outbound_auth.py; this covers the corners
+(dot segments, repeated query keys and headers, whitespace, ports, Date, S3) on many
+requests."""
+
+from __future__ import annotations
+
+import datetime
+import string
+from pathlib import Path
+from typing import Any
+
+import botocore.auth  # type: ignore[import-untyped]
+import botocore.awsrequest  # type: ignore[import-untyped]
+import botocore.credentials  # type: ignore[import-untyped]
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mcpgate.gateway.auth.sigv4 import AwsSigV4Auth
+from mcpgate.gateway.config import AwsSigV4Config
+from mcpgate.gateway.credentials import CredentialStore
+
+INSTANT = datetime.datetime(2026, 3, 4, 5, 6, 7, tzinfo=datetime.UTC)
+ACCESS_KEY = "AKIDCANARYSIGNER"
+SECRET_KEY = "canary-signer-secret/K7MDENG+bPxRfiCY"
+TOKEN = "canary-signer-session-token"
+STALE = {"authorization", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256"}
+
+
+def _store(tmp_path: Path, with_token: bool) -> CredentialStore:
+    (tmp_path / "aws").mkdir(exist_ok=True)
+    (tmp_path / "aws" / "id").write_text(ACCESS_KEY)
+    (tmp_path / "aws" / "secret").write_text(SECRET_KEY + "\n")
+    if with_token:
+        (tmp_path / "aws" / "token").write_text(TOKEN)
+    return CredentialStore(tmp_path)
+
+
+def _ours(
+    store: CredentialStore, request: httpx.Request, service: str, with_token: bool
+) -> httpx.Request:
+    config = AwsSigV4Config(
+        region="eu-central-1",
+        service=service,
+        access_key_id_file="aws/id",
+        secret_access_key_file="aws/secret",
+        session_token_file="aws/token" if with_token else None,
+    )
+    auth = AwsSigV4Auth(config, store, clock=INSTANT.timestamp)
+    return next(auth.sync_auth_flow(request))
+
+
+def _botocore(request: httpx.Request, service: str, with_token: bool) -> dict[str, str]:
+    """The signing headers botocore sets on the same unsigned request at INSTANT."""
+    body = request.content
+    # httpx spells an empty path "" and sends "/"; botocore's S3 signer would sign the "".
+    url = str(request.url.copy_with(raw_path=request.url.raw_path))
+    aws = botocore.awsrequest.AWSRequest(method=request.method, url=url, data=body)
+    for name, value in request.headers.multi_items():
+        if name not in STALE:  # a resent request's old signature goes first (ours drops it)
+            aws.headers[name] = value
+    aws.headers["X-Amz-Content-Sha256"] = botocore.auth.sha256(body).hexdigest()
+    credentials = botocore.credentials.Credentials(
+        ACCESS_KEY, SECRET_KEY, TOKEN if with_token else None
+    )
+    signer_class = botocore.auth.S3SigV4Auth if service == "s3" else botocore.auth.SigV4Auth
+    signer_class(credentials, service, "eu-central-1").add_auth(aws)
+    return {name.lower(): str(value) for name, value in aws.headers.items()}
+
+
+def _compare(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make: Any, service: str, with_token: bool
+) -> httpx.Request:
+    monkeypatch.setattr(
+        botocore.auth, "get_current_datetime", lambda *_, **__: INSTANT.replace(tzinfo=None)
+    )
+    expected = _botocore(make(), service, with_token)
+    signed = _ours(_store(tmp_path, with_token), make(), service, with_token)
+    assert signed.headers["authorization"] == expected["authorization"]
+    for name in ("x-amz-date", "date", "x-amz-security-token", "x-amz-content-sha256"):
+        assert signed.headers.get(name) == expected.get(name), name
+    return signed
+
+
+CASES = {
+    "plain GET": ("GET", "https://api.example.com/items/42", {}, b""),
+    "sorted query, repeated keys, bare and empty values": (
+        "GET",
+        "https://api.example.com/items?b=2&a=9&a=1&flag&x=&c=%2F%20",
+        {},
+        b"",
+    ),
+    "encoded and unreserved path characters": (
+        "GET",
+        "https://api.example.com/a%20b/c~d/%E2%82%AC/x:y@z",
+        {},
+        b"",
+    ),
+    "repeated headers and inner whitespace": (
+        "POST",
+        "https://api.example.com/search",
+        [("X-Tag", "  one   two "), ("x-tag", "three"), ("Content-Type", "application/json")],
+        b'{"q": "a b"}',
+    ),
+    "unsigned headers left out": (
+        "GET",
+        "https://api.example.com/items",
+        {"User-Agent": "mcpgate", "traceparent": "00-1-2-01", "Expect": "100-continue"},
+        b"",
+    ),
+    "non-default port": ("GET", "http://10.0.0.7:8443/items/1", {}, b""),
+    "default port dropped": ("GET", "https://api.example.com:443/items/1", {}, b""),
+    "IPv6 host": ("GET", "http://[::1]:9000/items/1", {}, b""),
+    "empty path": ("GET", "https://api.example.com", {}, b""),
+    "a Date header carries the time": (
+        "GET",
+        "https://api.example.com/items",
+        {"Date": "Mon, 01 Jan 2001 00:00:00 GMT"},
+        b"",
+    ),
+    "stale signing headers replaced": (
+        "PUT",
+        "https://api.example.com/items/1",
+        {"X-Amz-Date": "stale", "Authorization": "stale", "X-Amz-Security-Token": "stale"},
+        b"body",
+    ),
+}
+
+
+@pytest.mark.parametrize("with_token", [False, True], ids=["keys", "session token"])
+@pytest.mark.parametrize("service", ["execute-api", "s3"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_signature_matches_botocore(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, service: str, with_token: bool
+) -> None:
+    method, url, headers, body = CASES[case]
+    signed = _compare(
+        tmp_path,
+        monkeypatch,
+        lambda: httpx.Request(method, url, headers=headers, content=body),
+        service,
+        with_token,
+    )
+    assert signed.content == body
+
+
+def test_stale_signing_headers_are_not_sent_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    method, url, headers, body = CASES["stale signing headers replaced"]
+    signed = _compare(
+        tmp_path,
+        monkeypatch,
+        lambda: httpx.Request(method, url, headers=headers, content=body),
+        "execute-api",
+        True,
+    )
+    for name in ("authorization", "x-amz-date", "x-amz-security-token"):
+        assert len(signed.headers.get_list(name)) == 1, name
+    assert "stale" not in str(signed.headers)
+
+
+def test_the_path_is_normalised_and_encoded_again_except_for_s3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # httpx keeps '//' and an encoded '%2F' as they are; SigV4 for most services collapses
+    # the first and encodes the second again, S3 signs the path exactly as sent.
+    url = "https://api.example.com/a//b/%2F/c"
+    for service in ("execute-api", "s3"):
+        _compare(tmp_path, monkeypatch, lambda: httpx.Request("GET", url), service, False)
+
+
+SEGMENT = st.sampled_from(
+    ["items", "a b", ".", "..", "", "%2F", "~x", "€", "a+b", "x:y", "7", "é%20"]
+)
+QUERY_PAIR = st.tuples(
+    st.sampled_from(["a", "b", "A", "a b", "ä", "x"]),
+    st.sampled_from(["", "1", "2", "%", "a b", "/", "=", "z"]),
+)
+HEADER_NAME = st.sampled_from(["X-One", "x-one", "X-Two", "Content-Type", "Accept", "X-Amz-Target"])
+HEADER_VALUE = st.text(string.ascii_letters + string.digits + " -_.,;=/", min_size=1, max_size=12)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    segments=st.lists(SEGMENT, max_size=5),
+    query=st.lists(QUERY_PAIR, max_size=5),
+    headers=st.lists(st.tuples(HEADER_NAME, HEADER_VALUE), max_size=5),
+    body=st.binary(max_size=40),
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]),
+    service=st.sampled_from(["execute-api", "s3", "dynamodb"]),
+)
+def test_any_request_is_signed_as_botocore_signs_it(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    segments: list[str],
+    query: list[tuple[str, str]],
+    headers: list[tuple[str, str]],
+    body: bytes,
+    method: str,
+    service: str,
+) -> None:
+    url = httpx.URL("https://api.example.com/" + "/".join(segments), params=query)
+    _compare(
+        tmp_path,
+        monkeypatch,
+        lambda: httpx.Request(method, url, headers=headers, content=body),
+        service,
+        False,
+    )
