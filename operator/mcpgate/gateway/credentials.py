@@ -28,6 +28,7 @@ class CredentialStore:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        self._root = str(root)  # os.path.join: a read is on every call's path, pathlib is slower
         self._cache: dict[str, _Cached] = {}
 
     def __repr__(self) -> str:
@@ -38,7 +39,7 @@ class CredentialStore:
 
     def read(self, relative: str) -> str:
         """The value of one credential: one trailing newline dropped, never empty."""
-        full = self.root / relative
+        full = os.path.join(self._root, relative)
         try:
             st = os.stat(full)
         except OSError:
@@ -48,7 +49,8 @@ class CredentialStore:
         if cached is not None and cached.stamp == stamp:
             return cached.value
         try:
-            raw = full.read_bytes()
+            with open(full, "rb") as file:
+                raw = file.read()
         except OSError:
             raise CredentialError(f"credential {relative} cannot be read") from None
         try:

@@ -217,6 +217,9 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
         self._credentials = credentials
         self._tokens = tokens
         self._token_client = token_client
+        # (client id, client secret, cache key): the key, an HMAC of the secret and sorted
+        # scopes and parameters, is rebuilt only when a credential file changes.
+        self._key: tuple[str, str, TokenKey] | None = None
 
     def __repr__(self) -> str:
         return f"OAuth2ClientCredentialsAuth(token_url={self._config.token_url!r})"
@@ -231,15 +234,7 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         await request.aread()
         client_id, client_secret = self._client_credentials()
-        config = self._config
-        key = self._tokens.key(
-            token_url=config.token_url,
-            client_id=client_id,
-            client_secret=client_secret,
-            scopes=config.scopes,
-            audience=config.audience,
-            extra_params=config.extra_params,
-        )
+        key = self._key_for(client_id, client_secret)
         fetch = partial(self._request_token, client_id, client_secret)
         token = await self._tokens.get(key, fetch)
         request.headers["Authorization"] = f"Bearer {token}"
@@ -250,6 +245,22 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
         token = await self._tokens.replace(key, token, fetch)
         request.headers["Authorization"] = f"Bearer {token}"
         yield request
+
+    def _key_for(self, client_id: str, client_secret: str) -> TokenKey:
+        cached = self._key
+        if cached is not None and cached[0] == client_id and cached[1] == client_secret:
+            return cached[2]
+        config = self._config
+        key = self._tokens.key(
+            token_url=config.token_url,
+            client_id=client_id,
+            client_secret=client_secret,
+            scopes=config.scopes,
+            audience=config.audience,
+            extra_params=config.extra_params,
+        )
+        self._key = (client_id, client_secret, key)
+        return key
 
     def _client_credentials(self) -> tuple[str, str]:
         config = self._config
