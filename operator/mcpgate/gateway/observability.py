@@ -118,3 +118,16 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        # (tool, data source, outcome) -> its counter and histogram children: `labels()`
+        # takes a lock and builds a key on each use. Bounded: tools and outcomes are fixed.
+        self._call_series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+    def record_call(self, tool: str, data_source: str, outcome: str, seconds: float) -> None:
+        """Count one tool call by outcome and observe its duration."""
+        key = (tool, data_source, outcome)
+        series = self._call_series.get(key)
+        if series is None:
+            series = (self.calls.labels(*key), self.latency.labels(tool, data_source))
+            self._call_series[key] = series
+        series[0].inc()
+        series[1].observe(seconds)

@@ -160,8 +160,7 @@ class ToolRunner:
                 return _error_result(self._status_text(source_name, response, forward))
             return _ok_result(response)
         finally:
-            self._metrics.calls.labels(name, source_name, outcome).inc()
-            self._metrics.latency.labels(name, source_name).observe(time.perf_counter() - started)
+            self._metrics.record_call(name, source_name, outcome, time.perf_counter() - started)
             if outcome != "ok":
                 log.info("tool call failed", extra={"fields": {"tool": name, "outcome": outcome}})
 

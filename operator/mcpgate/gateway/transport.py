@@ -90,6 +90,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
         self._ssl: ssl.SSLContext | bool | None = None
+        # One ClientTimeout per distinct httpx timeout (a data source has one): building it
+        # per request showed in the profile.
+        self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
 
     def _current_session(self) -> aiohttp.ClientSession:
         wanted = self._ssl_context()  # cheap; a new object only when the CA file changed
@@ -113,9 +116,21 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 asyncio.get_running_loop().call_later(60, asyncio.ensure_future, old.close())
         return self._session
 
+    def _timeout(self, httpx_timeout: dict[str, float | None]) -> aiohttp.ClientTimeout:
+        parts = (httpx_timeout.get("connect"), httpx_timeout.get("read"), httpx_timeout.get("pool"))
+        timeout = self._timeouts.get(parts)
+        if timeout is None:
+            connect, read, pool = parts
+            timeout = aiohttp.ClientTimeout(
+                total=None, sock_connect=connect, sock_read=read, connect=pool
+            )
+            if len(self._timeouts) < 16:  # per-request timeouts would otherwise grow it
+                self._timeouts[parts] = timeout
+        return timeout
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._current_session()
-        timeout = request.extensions.get("timeout", {})
+        timeout = self._timeout(request.extensions.get("timeout", {}))
         try:
             response = await session.request(
                 request.method,
@@ -125,12 +140,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 headers=[(k.decode("latin-1"), _text(v)) for k, v in request.headers.raw],
                 data=request.content or None,
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(
-                    total=None,
-                    sock_connect=timeout.get("connect"),
-                    sock_read=timeout.get("read"),
-                    connect=timeout.get("pool"),
-                ),
+                timeout=timeout,
             )
         except (TimeoutError, aiohttp.ClientError) as err:
             raise _map_error(err, request) from None
