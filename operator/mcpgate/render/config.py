@@ -1,14 +1,25 @@
 """The one translation from resources to the gateway's configuration.
 
-`mcpgate up` and the operator both call `gateway_config`: what runs locally is
-what runs in the cluster. Pure: no I/O, no Secret values (only references,
-which become file paths under the credentials directory).
+`mcpgate up` and the operator both call `gateway_config_json` (the text the gateway
+reads; `gateway_config` is that text, parsed): what runs locally is what runs in the
+cluster. Pure: no I/O, no Secret values (only references, which become file paths
+under the credentials directory).
+
+Why text, written tool by tool: a server's tools are most of its configuration (200
+tools, 175 KiB). Built as models and then serialised, a large server kept thousands of
+objects alive at once, enough to set the cyclic garbage collector going, which made
+rendering grow faster than the number of tools (docs/performance.md). Each tool is now
+written as soon as it is built, and only the small rest of the configuration is a
+validated model.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 from mcpgate.api import HttpApiDataSource, McpServer, SecretKeyRef, Tool
 from mcpgate.api.datasource import DataSourceAuth
@@ -24,14 +35,17 @@ from mcpgate.gateway.config import (
     InboundConfig,
     LimitsConfig,
     OAuth2Config,
-    ParameterConfig,
-    RequestConfig,
     TlsConfig,
-    ToolConfig,
 )
 from mcpgate.render.refs import key_refs
 
-__all__ = ["credential_path", "gateway_config", "referenced_secret_keys", "tool_annotations"]
+__all__ = [
+    "credential_path",
+    "gateway_config",
+    "gateway_config_json",
+    "referenced_secret_keys",
+    "tool_annotations",
+]
 
 
 def credential_path(ref: SecretKeyRef) -> str:
@@ -137,32 +151,49 @@ def _data_source(source: HttpApiDataSource) -> DataSourceConfig:
     )
 
 
-def _tool(tool: Tool) -> ToolConfig:
-    return ToolConfig(
-        name=tool.name,
-        description=tool.description,
-        data_source=tool.data_source,
-        parameters=tuple(
-            ParameterConfig(
-                name=p.name,
-                type=p.type,
-                description=p.description,
-                required=p.required,
-                enum=tuple(p.enum) if p.enum is not None else None,
-                default=p.default,
-                items_type=p.items.type if p.items is not None else None,
-            )
-            for p in tool.parameters
-        ),
-        request=RequestConfig(
-            method=tool.request.method,
-            path=tool.request.path,
-            query=dict(tool.request.query),
-            headers=dict(tool.request.headers),
-            body=tool.request.body,
-        ),
-        annotations=tool_annotations(tool),
-    )
+def _tool(tool: Tool) -> dict[str, Any]:
+    """One tool's `ToolConfig` as JSON data (what `exclude_none` would write: a None
+    field is left out, its default is None)."""
+    request = tool.request
+    parameters = []
+    for p in tool.parameters:
+        parameter: dict[str, Any] = {
+            "name": p.name,
+            "type": p.type,
+            "description": p.description,
+            "required": p.required,
+        }
+        if p.enum is not None:
+            parameter["enum"] = p.enum
+        if p.default is not None:
+            parameter["default"] = p.default
+        if p.items is not None:
+            parameter["items_type"] = p.items.type
+        parameters.append(parameter)
+    wire: dict[str, Any] = {
+        "method": request.method,
+        "path": request.path,
+        "query": request.query,
+        "headers": request.headers,
+    }
+    if request.body is not None:
+        wire["body"] = request.body
+    return {
+        "name": tool.name,
+        "description": tool.description,
+        "data_source": tool.data_source,
+        "parameters": parameters,
+        "request": wire,
+        "annotations": tool_annotations(tool),
+    }
+
+
+def _tool_line(tool: Tool) -> str:
+    data = _tool(tool)
+    try:
+        return orjson.dumps(data).decode()
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits in a default, enum or body
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def referenced_secret_keys(
@@ -187,16 +218,42 @@ def gateway_config(
     api_keys_dir: str | None = None,
     limits: LimitsConfig | None = None,
 ) -> GatewayConfig:
-    """The gateway configuration of one server. `data_sources` maps names to the data
-    sources in the server's namespace; a tool whose data source is missing is an error
-    for the caller to have reported (ResolvedRefs), so it raises KeyError here.
+    """`gateway_config_json`, read as the gateway reads it."""
+    return GatewayConfig.model_validate_json(
+        gateway_config_json(
+            server,
+            data_sources,
+            credentials_dir=credentials_dir,
+            api_keys_dir=api_keys_dir,
+            limits=limits,
+        )
+    )
+
+
+# Where the tools go in the rest of the configuration's text: a top-level key (a string
+# value cannot hold a raw newline, so nothing else can look like this).
+_NO_TOOLS = '\n  "tools": []'
+
+
+def gateway_config_json(
+    server: McpServer,
+    data_sources: Mapping[str, HttpApiDataSource],
+    *,
+    credentials_dir: str = DEFAULT_CREDENTIALS_DIR,
+    api_keys_dir: str | None = None,
+    limits: LimitsConfig | None = None,
+) -> str:
+    """The gateway configuration of one server, as the text the gateway reads: indented
+    JSON, one tool per line. `data_sources` maps names to the data sources in the server's
+    namespace; a tool whose data source is missing is an error for the caller to have
+    reported (ResolvedRefs), so it raises KeyError here.
 
     The key Secret of an ApiKey/BearerPassthrough server is read from `api_keys_dir`
     (a pod mounts it whole, apart from the other keys), by default `<secret name>` under
     the credentials directory (as `mcpgate up` writes it)."""
     used = server.spec.data_source_names()
     auth = server.spec.authorization
-    return GatewayConfig(
+    rest = GatewayConfig(
         server_name=server.metadata.name,
         namespace=server.metadata.namespace or "default",
         authorization=InboundConfig(
@@ -207,7 +264,13 @@ def gateway_config(
         ),
         allowed_origins=tuple(server.spec.allowed_origins),
         data_sources={name: _data_source(data_sources[name]) for name in used},
-        tools=tuple(_tool(t) for t in server.spec.tools),
         limits=limits or LimitsConfig(),
         credentials_dir=credentials_dir,
     )
+    text = rest.to_json()
+    if not server.spec.tools:
+        return text
+    tools = ",\n    ".join(_tool_line(tool) for tool in server.spec.tools)
+    head, found, tail = text.partition(_NO_TOOLS)
+    assert found, "GatewayConfig.to_json writes tools as a top-level key"
+    return f'{head}\n  "tools": [\n    {tools}\n  ]{tail}'

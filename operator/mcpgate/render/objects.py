@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from mcpgate.api import HttpApiDataSource, McpServer
-from mcpgate.gateway.config import DEFAULT_CREDENTIALS_DIR, GatewayConfig
-from mcpgate.render.config import gateway_config, referenced_secret_keys
+from mcpgate.gateway.config import DEFAULT_CREDENTIALS_DIR
+from mcpgate.render.config import gateway_config_json, referenced_secret_keys
 from mcpgate.render.settings import RenderSettings
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "selector_labels",
     "server_url",
     "stable_hash",
+    "text_hash",
 ]
 
 CONFIG_DIR = "/etc/mcpgate"
@@ -45,8 +47,16 @@ HASH_ANNOTATION = "mcpgate.io/rendered-hash"
 
 def stable_hash(value: Any) -> str:
     """A short hash of a JSON-able value, independent of key order."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return _short_sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str))
+
+
+def text_hash(text: str) -> str:
+    """A short hash of a text as it is (the gateway configuration: written once already)."""
+    return _short_sha256(text.encode())
+
+
+def _short_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def config_map_name(server_name: str) -> str:
@@ -92,9 +102,13 @@ def _metadata(server: McpServer, name: str) -> dict[str, Any]:
     }
 
 
-def _stamped(obj: dict[str, Any]) -> dict[str, Any]:
-    """The object with the hash of its rendered form, for drift and change detection."""
-    obj["metadata"].setdefault("annotations", {})[HASH_ANNOTATION] = stable_hash(obj)
+def _stamped(obj: dict[str, Any], config_hash: str) -> dict[str, Any]:
+    """The object with the hash of its rendered form, for drift and change detection. The
+    ConfigMap's configuration text enters as its hash: hashed once, not serialised again."""
+    hashed = obj
+    if obj["kind"] == "ConfigMap":
+        hashed = {**obj, "data": {"config.json": config_hash}}
+    obj["metadata"].setdefault("annotations", {})[HASH_ANNOTATION] = stable_hash(hashed)
     return obj
 
 
@@ -334,14 +348,14 @@ def render_objects(
     server: McpServer,
     sources: Mapping[str, HttpApiDataSource],
     settings: RenderSettings,
-) -> tuple[GatewayConfig, list[dict[str, Any]], list[tuple[str, str]]]:
-    """The gateway configuration, the objects to apply (each stamped with the hash of its
-    rendered form), and the (kind, name) of optional objects that must not exist."""
-    config = gateway_config(server, sources, api_keys_dir=API_KEYS_DIR)
-    config_json = config.to_json()
+) -> tuple[str, list[dict[str, Any]], list[tuple[str, str]]]:
+    """The gateway configuration's text, the objects to apply (each stamped with the hash of
+    its rendered form), and the (kind, name) of optional objects that must not exist."""
+    config_json = gateway_config_json(server, sources, api_keys_dir=API_KEYS_DIR)
+    config_hash = text_hash(config_json)
     objects = [
         _config_map(server, config_json),
-        _deployment(server, sources, settings, stable_hash(config_json)),
+        _deployment(server, sources, settings, config_hash),
         _service(server),
     ]
     absent = []
@@ -355,4 +369,4 @@ def render_objects(
             objects.append(obj)
     # Deep copies: nothing rendered may alias the settings or the spec (a caller editing an
     # object must not change the next render).
-    return config, [_stamped(copy.deepcopy(o)) for o in objects], absent
+    return config_json, [_stamped(copy.deepcopy(o), config_hash) for o in objects], absent

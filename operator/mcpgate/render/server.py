@@ -44,8 +44,15 @@ class ServerPlan:
     objects: list[dict[str, Any]] = field(default_factory=list)
     # Optional objects (HPA, PDB) that must not exist: (kind, name).
     absent: list[tuple[str, str]] = field(default_factory=list)
-    config: GatewayConfig | None = None
+    config_json: str | None = None  # the ConfigMap's config.json
     status: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config(self) -> GatewayConfig | None:
+        """The gateway configuration, read from its text as the gateway reads it."""
+        if self.config_json is None:
+            return None
+        return GatewayConfig.model_validate_json(self.config_json)
 
     @property
     def warnings(self) -> list[Cond]:
@@ -120,7 +127,7 @@ def plan_server(
     refs = resolved_refs(server_ref_problems(server, namespace))
     plan = ServerPlan(conditions=[])
     if accept.ok and refs.ok:
-        plan.config, plan.objects, plan.absent = render_objects(
+        plan.config_json, plan.objects, plan.absent = render_objects(
             server, namespace.data_sources, settings
         )
     conditions = [accept, refs, available(server, deployment)]

@@ -560,7 +560,11 @@ def test_secret_values_do_not_reach_the_config_hash(folder: Path) -> None:
 
 
 def render(server: McpServer, sources: dict[str, HttpApiDataSource], **settings: Any) -> Any:
-    return render_objects(server, sources, RenderSettings(image=IMAGE, **settings))
+    """render_objects, with the configuration read as the gateway reads it."""
+    config_json, objs, absent = render_objects(
+        server, sources, RenderSettings(image=IMAGE, **settings)
+    )
+    return GatewayConfig.model_validate_json(config_json), objs, absent
 
 
 def test_autoscaling_gives_an_hpa_and_leaves_replicas_to_it(quickstart: Example) -> None:
