@@ -165,10 +165,15 @@ class Reconciler:
     async def _server(self, body: dict[str, Any]) -> None:
         meta = body.get("metadata", {})
         namespace, name, uid = meta["namespace"], meta["name"], meta.get("uid", "")
-        live = {
-            kind: await self.kube.get(kind, namespace, make(name))
-            for kind, make in OWNED_NAMES.items()
-        }
+        found = await asyncio.gather(  # one round trip's wait, not five
+            *(self.kube.get(kind, namespace, make(name)) for kind, make in OWNED_NAMES.items()),
+            return_exceptions=True,  # every GET ends before a failure is raised
+        )
+        live: dict[str, dict[str, Any] | None] = {}
+        for kind, outcome in zip(OWNED_NAMES, found, strict=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
+            live[kind] = outcome
         conflicts = [
             f"{kind} {obj['metadata']['name']}"
             for kind, obj in live.items()

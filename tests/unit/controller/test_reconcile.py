@@ -7,7 +7,7 @@ import asyncio
 import copy
 from typing import Any
 
-from mcpgate.controller.reconcile import Reconciler, State
+from mcpgate.controller.reconcile import OWNED_NAMES, Reconciler, State
 from mcpgate.render.refs import SecretInfo
 from mcpgate.render.settings import RenderSettings
 
@@ -34,17 +34,27 @@ class FakeKube:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.writes: list[tuple[str, str, str]] = []
-        self.active = 0
-        self.most_active = 0
+        self.reading = 0
+        self.writing = 0
+        self.most_reading = 0  # GETs in flight at once
+        self.write_overlapped = False  # a write ran while another call was in flight
 
-    async def _step(self) -> None:
-        self.active += 1
-        self.most_active = max(self.most_active, self.active)
+    async def _step(self, *, write: bool = True) -> None:
+        if write:
+            self.writing += 1
+        else:
+            self.reading += 1
+        self.most_reading = max(self.most_reading, self.reading)
+        if self.writing and (self.reading or self.writing > 1):
+            self.write_overlapped = True
         await asyncio.sleep(0.001)
-        self.active -= 1
+        if write:
+            self.writing -= 1
+        else:
+            self.reading -= 1
 
     async def get(self, kind: str, ns: str, name: str) -> dict[str, Any] | None:
-        await self._step()
+        await self._step(write=False)
         found = self.objects.get((kind, ns, name))
         return copy.deepcopy(found) if found else None
 
@@ -114,7 +124,9 @@ async def test_reconciles_of_one_server_never_overlap() -> None:
     kube = FakeKube()
     reconciler, _ = _reconciler(kube, copy.deepcopy(SERVER))
     await asyncio.gather(*(reconciler.server("ns", "s") for _ in range(10)))
-    assert kube.most_active == 1
+    # One reconcile reads its owned objects at once; ten overlapping ones would read 50.
+    assert kube.most_reading == len(OWNED_NAMES)
+    assert not kube.write_overlapped
     assert sum(1 for op, kind, _ in kube.writes if op == "create" and kind == "Deployment") == 1
 
 
