@@ -7,7 +7,7 @@ pointing at the same upstream under a prefix whose route checks that method's cr
 (bench/upstream.py): a tool result is counted only when the upstream accepted it. Methods:
 None, ApiKey (header), Basic, Bearer, OAuth2ClientCredentials (the token cached: the
 token endpoint must be called once per run, read from the gateway's metrics) and AwsSigV4
-(signed by botocore on every request; the upstream checks the header's shape only).
+(signed on every request; the upstream checks the header's shape only).
 Same process, same pool sizes: the only difference between two tools is the auth flow.
 """
 

@@ -40,6 +40,8 @@ from bench.upstream import start_upstream
 __all__ = ["area", "main", "summarise"]
 
 # innermost-frame file -> area, first match wins
+NO_SAMPLES = 3  # exit status when py-spy cannot sample the gateway (no ptrace rights)
+
 _AREAS = (
     ("mcpgate/gateway/app.py", "mcpgate: ASGI app (app.py)"),
     ("mcpgate/gateway/protocol.py", "mcpgate: JSON-RPC (protocol.py)"),
@@ -227,13 +229,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--output",
             str(raw_file),
         ]
-        subprocess.run(  # noqa: S603 - py-spy on our own child
+        sampled = subprocess.run(  # noqa: S603 - py-spy on our own child
             cores.on(cores.client, record),
-            check=True,
+            check=False,
             capture_output=True,
+            text=True,
             timeout=args.seconds + 60,
         )
         load.join()
+        if sampled.returncode != 0:
+            # Typically no ptrace rights (a container without CAP_SYS_PTRACE).
+            print(
+                f"py-spy could not sample the gateway:\n{sampled.stderr[-2000:]}", file=sys.stderr
+            )
+            return NO_SAMPLES
         raw = raw_file.read_text()
         if args.out is not None:
             args.out.mkdir(parents=True, exist_ok=True)
