@@ -28,8 +28,9 @@ class CredentialStore:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
-        self._root = str(root)  # os.path.join: a read is on every call's path, pathlib is slower
+        self._root = str(root)
         self._cache: dict[str, _Cached] = {}
+        self._paths: dict[str, str] = {}  # relative -> full path: a read is on every call's path
 
     def __repr__(self) -> str:
         return f"CredentialStore({str(self.root)!r})"
@@ -39,7 +40,9 @@ class CredentialStore:
 
     def read(self, relative: str) -> str:
         """The value of one credential: one trailing newline dropped, never empty."""
-        full = os.path.join(self._root, relative)
+        full = self._paths.get(relative)
+        if full is None:
+            full = self._paths.setdefault(relative, os.path.join(self._root, relative))
         try:
             st = os.stat(full)
         except OSError:

@@ -13,16 +13,19 @@ import random
 import ssl
 import time
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+import aiohttp
 import httpx
 
-from mcpgate.gateway.auth import TokenCache, build_auth
+from mcpgate.gateway.auth import Outgoing, TokenCache, build_auth
+from mcpgate.gateway.auth.base import header_text
 from mcpgate.gateway.config import DataSourceConfig
 from mcpgate.gateway.credentials import CredentialStore
 from mcpgate.gateway.errors import GatewayError, UpstreamError
 from mcpgate.gateway.templates import PreparedRequest
-from mcpgate.gateway.transport import AiohttpTransport, NoCookies
+from mcpgate.gateway.transport import Pool, SendError, send_error
 
 __all__ = ["DataSourceClient", "UpstreamResponse"]
 
@@ -32,6 +35,8 @@ _MAX_ATTEMPTS = 4
 _BACKOFF_BASE = 0.1  # seconds; doubles each attempt, full jitter
 _RETRY_AFTER_CAP = 30.0  # seconds: never wait longer than this for a Retry-After
 _POOL_LIMIT = 100  # connections per data source: one slow API cannot take them all
+# Sent unless a tool sets its own; only the encodings _read_capped decodes, step by step.
+_DEFAULT_HEADERS = (("User-Agent", "mcpgate"), ("Accept-Encoding", "gzip, deflate"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +47,8 @@ class UpstreamResponse:
     retry_after: float | None = None  # seconds, from a Retry-After header
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("Retry-After")
     if value is None:
         return None
     value = value.strip()
@@ -73,14 +78,11 @@ class DataSourceClient:
         self._credentials = credentials
         self._max_bytes = max_response_bytes
         self._ssl_cache: tuple[str | None, ssl.SSLContext | bool] | None = None
-        self.client = httpx.AsyncClient(
-            transport=AiohttpTransport(ssl_context=self._ssl_context, limit=_POOL_LIMIT),
-            auth=build_auth(config, credentials, tokens, token_client),
-            follow_redirects=False,
-            cookies=NoCookies(),
-            timeout=config.timeout_seconds,
-            # Only the encodings _read_capped decodes itself, step by step.
-            headers={"User-Agent": "mcpgate", "Accept-Encoding": "gzip, deflate"},
+        self._auth = build_auth(config, credentials, tokens, token_client)
+        self._pool = Pool(
+            ssl_context=self._ssl_context,
+            limit=_POOL_LIMIT,
+            timeout_seconds=config.timeout_seconds,
         )
 
     def _ssl_context(self) -> ssl.SSLContext | bool:
@@ -96,7 +98,7 @@ class DataSourceClient:
         return self._ssl_cache[1]
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await self._pool.aclose()
 
     async def call(
         self, prepared: PreparedRequest, *, forwarded_authorization: str | None = None
@@ -126,9 +128,9 @@ class DataSourceClient:
             answer: UpstreamResponse | None = None
             try:
                 answer = await self._once(prepared, authorization)
-            except httpx.TransportError as err:
-                cause = _describe(err)
-                if not retry or attempt >= _MAX_ATTEMPTS or isinstance(err, httpx.ReadTimeout):
+            except SendError as err:
+                cause = str(err)
+                if not retry or attempt >= _MAX_ATTEMPTS or err.read_timeout:
                     tries = f" after {attempt} attempts" if attempt > 1 else ""
                     raise UpstreamError(f"data source {self.name}: {cause}{tries}") from None
             else:
@@ -149,33 +151,39 @@ class DataSourceClient:
             await asyncio.sleep(delay)
 
     async def _once(self, prepared: PreparedRequest, authorization: str | None) -> UpstreamResponse:
-        # UTF-8 bytes: httpx would encode str values as ASCII and fail on "José".
-        headers = [(name.encode(), value.encode()) for name, value in prepared.headers]
-        if authorization is not None:
-            headers.append((b"Authorization", authorization.encode("latin-1")))
-        request = self.client.build_request(
-            prepared.method, prepared.url, headers=headers, content=prepared.body
-        )
-        response = await self.client.send(request, stream=True)
-        try:
-            body = await self._read_capped(response)
-        finally:
-            await response.aclose()
-        return UpstreamResponse(
-            response.status_code,
-            response.headers.get("content-type", ""),
-            body,
-            _retry_after(response),
-        )
+        headers = prepared.headers
+        named = {name.lower() for name, _ in headers}
+        headers = [h for h in _DEFAULT_HEADERS if h[0].lower() not in named] + headers
+        if authorization is not None:  # the caller's bytes (read as Latin-1), sent back as such
+            headers.append(("Authorization", header_text(authorization.encode("latin-1"))))
+        request = Outgoing(prepared.method, prepared.url, headers, prepared.body or b"")
+        auth = self._auth
+        if auth is None:
+            return await self._send(request)
+        await auth.apply(request)
+        answer = await self._send(request)
+        if answer.status == 401 and await auth.unauthorized(request):
+            answer = await self._send(request)
+        return answer
 
-    async def _read_capped(self, response: httpx.Response) -> bytes:
+    async def _send(self, request: Outgoing) -> UpstreamResponse:
+        async with self._pool.send(request) as response:
+            headers = response.headers
+            return UpstreamResponse(
+                response.status,
+                headers.get("Content-Type", ""),
+                await self._read_capped(response),
+                _retry_after(headers),
+            )
+
+    async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
         """The decoded body, refused as soon as it passes the cap. Decoding runs here in
         bounded steps (never more than the cap at once), so a small gzip bomb cannot
         expand in memory or stall the event loop."""
-        declared = response.headers.get("content-length")
+        declared = response.headers.get("Content-Length")
         if declared is not None and declared.isdigit() and int(declared) > self._max_bytes:
             raise UpstreamError(self._too_large())
-        encoding = response.headers.get("content-encoding", "").strip().lower()
+        encoding = response.headers.get("Content-Encoding", "").strip().lower()
         decoder = None
         if encoding in ("gzip", "x-gzip", "deflate"):
             decoder = zlib.decompressobj(32 + zlib.MAX_WBITS)  # gzip or zlib, by its header
@@ -185,8 +193,7 @@ class DataSourceClient:
             )
         body = bytearray()
         try:
-            async for raw in response.aiter_raw():
-                data = raw
+            while data := await response.content.readany():
                 while data:
                     if decoder is None:
                         piece, data = data, b""
@@ -200,6 +207,8 @@ class DataSourceClient:
                 body += decoder.flush()
         except zlib.error:
             raise UpstreamError(f"data source {self.name}: the body could not be decoded") from None
+        except (TimeoutError, aiohttp.ClientError) as err:
+            raise send_error(err) from None
         if len(body) > self._max_bytes:
             raise UpstreamError(self._too_large())
         return bytes(body)
@@ -209,11 +218,3 @@ class DataSourceClient:
             f"data source {self.name}: the response is larger than the"
             f" {self._max_bytes // 1024} KiB limit"
         )
-
-
-def _describe(err: httpx.TransportError) -> str:
-    if isinstance(err, httpx.ConnectTimeout):
-        return "connection timed out"
-    if isinstance(err, httpx.TimeoutException):
-        return "timed out waiting for the answer"
-    return str(err) or err.__class__.__name__

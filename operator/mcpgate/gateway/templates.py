@@ -20,7 +20,9 @@ import re
 from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
+
+import httpx
 
 from mcpgate.gateway.config import DataSourceConfig, ParameterConfig, ToolConfig
 from mcpgate.gateway.errors import ToolInputError
@@ -349,6 +351,14 @@ def _check_path_value(name: str, text: str) -> None:
 # --- The compiled tool ------------------------------------------------------------------
 
 
+def canonical_base(base_url: str) -> str:
+    """`scheme://host[:port]/path` without a trailing slash, written as httpx would send it
+    (host lower-cased and IDNA-encoded, a default port dropped, the path percent-encoded):
+    the gateway sends a tool's URL byte for byte, and everything after the base is
+    encoded here already."""
+    return str(httpx.URL(base_url).copy_with(query=None, fragment=None)).rstrip("/")
+
+
 @dataclass(frozen=True, slots=True)
 class PreparedRequest:
     """The downstream request a tool call becomes, before auth is applied."""
@@ -379,8 +389,7 @@ class CompiledTool:
         request = tool.request
         self._method = request.method
 
-        base = urlsplit(source.base_url)
-        self._base = f"{base.scheme}://{base.netloc}{base.path.rstrip('/')}"
+        self._base = canonical_base(source.base_url)
         path = request.path if request.path.startswith("/") else "/" + request.path
         self._path = tuple(_compile_segment(s, names, tool.name) for s in path.split("/"))
 

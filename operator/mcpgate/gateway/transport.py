@@ -1,14 +1,16 @@
-"""The outbound HTTP transport: httpx's API over an aiohttp connection pool.
+"""The outbound connection pool of one data source: aiohttp, driven directly.
 
-Measured here (DESIGN.md), httpx's own transport degrades as concurrency grows
-while aiohttp's pool does not; httpx keeps what we want from it (`httpx.Auth`
-flows, URL and header handling, content decoding). One transport, hence one
-pool, per data source: a slow API fills only its own pool.
+Measured here (DESIGN.md, docs/performance.md), httpx's own transport degrades as
+concurrency grows while aiohttp's pool does not, and httpx's request and response models
+around an aiohttp pool cost as much CPU as the pool itself; so a tool call goes from an
+`Outgoing` request straight to aiohttp. One pool per data source: a slow API fills only
+its own.
 
-Deliberate choices: redirects are never followed (a 3xx goes back to the
-caller as it is), no cookie jar exists at this level or in the httpx client
-(`NoCookies`), and bodies stay encoded here so that httpx decodes them and the
-size cap applies to what the caller would read.
+Deliberate choices: redirects are never followed (a 3xx goes back to the caller as it is),
+no cookie jar exists at this level or in the token client (`NoCookies`), bodies stay
+encoded here (the caller decodes them within its size cap), and the URL is sent exactly
+as built (yarl would re-normalise its encoding, %3A -> :, which changes what a SigV4
+signature covers and what the API sees).
 """
 
 from __future__ import annotations
@@ -16,14 +18,16 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from http.cookiejar import Cookie, CookieJar
 from typing import Any
 
 import aiohttp
-import httpx
 from yarl import URL
 
-__all__ = ["AiohttpTransport", "NoCookies"]
+from mcpgate.gateway.auth.base import Outgoing
+
+__all__ = ["NoCookies", "Pool", "SendError"]
 
 
 class NoCookies(CookieJar):
@@ -36,63 +40,55 @@ class NoCookies(CookieJar):
         return None
 
 
-def _map_error(err: BaseException, request: httpx.Request) -> httpx.HTTPError:
-    """aiohttp's exceptions as the httpx ones the rest of the gateway understands."""
+class SendError(Exception):
+    """A request that could not be sent, or whose answer could not be read. The message
+    names the cause only (no URL, no header): it is safe to show."""
+
+    def __init__(self, message: str, *, read_timeout: bool = False) -> None:
+        super().__init__(message)
+        self.read_timeout = read_timeout  # the API took the request: not safe to resend
+
+
+def send_error(err: BaseException) -> SendError:
+    """aiohttp's exceptions as one the rest of the gateway understands."""
     if isinstance(err, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
-        return httpx.ConnectError(
-            f"TLS handshake failed: {err.__class__.__name__}", request=request
-        )
+        return SendError(f"TLS handshake failed: {err.__class__.__name__}")
     if isinstance(err, aiohttp.ClientConnectorDNSError):
-        return httpx.ConnectError("name resolution failed", request=request)
+        return SendError("name resolution failed")
     if isinstance(err, aiohttp.ClientConnectorError):
-        return httpx.ConnectError("connection failed", request=request)
+        return SendError("connection failed")
     if isinstance(err, aiohttp.ConnectionTimeoutError):
-        return httpx.ConnectTimeout("connect timed out", request=request)
+        return SendError("connection timed out")
     if isinstance(err, aiohttp.SocketTimeoutError | asyncio.TimeoutError):
-        return httpx.ReadTimeout("read timed out", request=request)
+        return SendError("timed out waiting for the answer", read_timeout=True)
     if isinstance(err, aiohttp.ServerDisconnectedError):
-        return httpx.RemoteProtocolError("server disconnected", request=request)
+        return SendError("server disconnected")
     if isinstance(err, aiohttp.ClientPayloadError):
-        return httpx.ReadError("connection broken while reading the body", request=request)
-    return httpx.NetworkError(f"{err.__class__.__name__}", request=request)
+        return SendError("connection broken while reading the body")
+    return SendError(err.__class__.__name__)
 
 
-def _text(value: bytes) -> str:
-    """A header value for aiohttp, which writes header strings as UTF-8: our templates'
-    values are UTF-8 already; other bytes (a caller's Latin-1 token) pass as Latin-1."""
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError:
-        return value.decode("latin-1")
-
-
-class _Body(httpx.AsyncByteStream):
-    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
-        self._response = response
-        self._request = request
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._response.content.iter_any():
-                yield chunk
-        except (TimeoutError, aiohttp.ClientError) as err:
-            raise _map_error(err, self._request) from None
-
-    async def aclose(self) -> None:
-        self._response.release()
-
-
-class AiohttpTransport(httpx.AsyncBaseTransport):
+class Pool:
     """One connection pool (at most `limit` connections) for one data source."""
 
-    def __init__(self, *, ssl_context: Callable[[], ssl.SSLContext | bool], limit: int) -> None:
+    def __init__(
+        self,
+        *,
+        ssl_context: Callable[[], ssl.SSLContext | bool],
+        limit: int,
+        timeout_seconds: float,
+    ) -> None:
         self._ssl_context = ssl_context
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
         self._ssl: ssl.SSLContext | bool | None = None
-        # One ClientTimeout per distinct httpx timeout (a data source has one): building it
-        # per request showed in the profile.
-        self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
+        # Connecting, waiting for a free connection, and each wait for the answer's bytes.
+        self._timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=timeout_seconds,
+            sock_connect=timeout_seconds,
+            sock_read=timeout_seconds,
+        )
 
     def _current_session(self) -> aiohttp.ClientSession:
         wanted = self._ssl_context()  # cheap; a new object only when the CA file changed
@@ -116,41 +112,25 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 asyncio.get_running_loop().call_later(60, asyncio.ensure_future, old.close())
         return self._session
 
-    def _timeout(self, httpx_timeout: dict[str, float | None]) -> aiohttp.ClientTimeout:
-        parts = (httpx_timeout.get("connect"), httpx_timeout.get("read"), httpx_timeout.get("pool"))
-        timeout = self._timeouts.get(parts)
-        if timeout is None:
-            connect, read, pool = parts
-            timeout = aiohttp.ClientTimeout(
-                total=None, sock_connect=connect, sock_read=read, connect=pool
-            )
-            if len(self._timeouts) < 16:  # per-request timeouts would otherwise grow it
-                self._timeouts[parts] = timeout
-        return timeout
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        session = self._current_session()
-        timeout = self._timeout(request.extensions.get("timeout", {}))
+    @asynccontextmanager
+    async def send(self, request: Outgoing) -> AsyncIterator[aiohttp.ClientResponse]:
+        """The answer to `request`, its body unread; its connection goes back to the pool
+        when the block ends. Raises SendError."""
         try:
-            response = await session.request(
+            response = await self._current_session().request(
                 request.method,
-                # As built: yarl would re-normalise the encoding (%3A -> :), which changes
-                # what a SigV4 signature covers and what the API sees.
-                URL(str(request.url), encoded=True),
-                headers=[(k.decode("latin-1"), _text(v)) for k, v in request.headers.raw],
-                data=request.content or None,
+                URL(request.url, encoded=True),
+                headers=request.headers,
+                data=request.body or None,
                 allow_redirects=False,
-                timeout=timeout,
+                timeout=self._timeout,
             )
         except (TimeoutError, aiohttp.ClientError) as err:
-            raise _map_error(err, request) from None
-        return httpx.Response(
-            status_code=response.status,
-            headers=list(response.raw_headers),
-            stream=_Body(response, request),
-            extensions={"http_version": b"HTTP/1.1"},
-            request=request,
-        )
+            raise send_error(err) from None
+        try:
+            yield response
+        finally:
+            response.release()
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mcpgate.gateway.auth import Outgoing
 from mcpgate.gateway.auth.sigv4 import AwsSigV4Auth
 from mcpgate.gateway.config import AwsSigV4Config
 from mcpgate.gateway.credentials import CredentialStore
@@ -213,3 +214,43 @@ def test_any_request_is_signed_as_botocore_signs_it(
         service,
         False,
     )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.example.com/items/42?b=2&a=1",
+        "http://10.0.0.7:8443/a%20b/c",
+        "http://[::1]:9000/x",
+        "https://api.example.com",
+    ],
+)
+@pytest.mark.parametrize("service", ["execute-api", "s3"])
+def test_the_gateways_own_requests_get_a_signed_host_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, service: str
+) -> None:
+    # The gateway's client sends an Outgoing without Host (aiohttp would add one): the
+    # signer adds the Host it signs, which is the one botocore derives from the URL.
+    monkeypatch.setattr(
+        botocore.auth, "get_current_datetime", lambda *_, **__: INSTANT.replace(tzinfo=None)
+    )
+    store = _store(tmp_path, with_token=False)
+    config = AwsSigV4Config(
+        region="eu-central-1",
+        service=service,
+        access_key_id_file="aws/id",
+        secret_access_key_file="aws/secret",
+    )
+    outgoing = Outgoing("GET", url, [("Accept", "application/json")], b"")
+    AwsSigV4Auth(config, store, clock=INSTANT.timestamp).apply_now(outgoing)
+
+    aws = botocore.awsrequest.AWSRequest(method="GET", url=url if "/" in url[8:] else url + "/")
+    aws.headers["Accept"] = "application/json"
+    aws.headers["X-Amz-Content-Sha256"] = botocore.auth.sha256(b"").hexdigest()
+    signer_class = botocore.auth.S3SigV4Auth if service == "s3" else botocore.auth.SigV4Auth
+    signer_class(
+        botocore.credentials.Credentials(ACCESS_KEY, SECRET_KEY), service, "eu-central-1"
+    ).add_auth(aws)
+    assert outgoing.header("Authorization") == aws.headers["Authorization"]
+    assert outgoing.header("Host") == botocore.auth._host_from_url(url)
+    assert "host;" in (outgoing.header("Authorization") or "")

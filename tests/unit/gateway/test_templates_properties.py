@@ -10,6 +10,7 @@ import string
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -169,8 +170,10 @@ def test_request_shape(base_url: str, arguments: dict[str, Any]) -> None:
         return
     request = tool.prepare(checked)
 
-    # The URL: the data source's origin, its base path, the template's segments.
+    # The URL: the data source's origin, its base path, the template's segments, and
+    # written as httpx would write it (the gateway sends it byte for byte).
     assert set(request.url) <= URL_CHARS
+    assert str(httpx.URL(request.url)) == request.url
     base = urlsplit(base_url)
     url = urlsplit(request.url)
     assert (url.scheme, url.netloc) == (base.scheme, base.netloc)
@@ -274,3 +277,25 @@ def test_check_arguments_accepts_or_refuses(arguments: Any) -> None:
         if kind == "Array" and by_name[name].items_type == "Integer":
             assert all(type(item) is int for item in value)
     json.dumps(checked)
+
+
+@pytest.mark.parametrize(
+    ("base_url", "sent"),
+    [
+        ("https://API.Example.COM/v1/", "https://api.example.com/v1"),
+        ("https://api.example.com:443/v1", "https://api.example.com/v1"),
+        ("http://api.example.com:80", "http://api.example.com"),
+        ("http://api.example.com:8080/", "http://api.example.com:8080"),
+        ("https://bücher.example/katalog", "https://xn--bcher-kva.example/katalog"),
+        ("https://api.example.com/äpi/v%C3%A4", "https://api.example.com/%C3%A4pi/v%C3%A4"),
+        ("http://[::1]:9000/x", "http://[::1]:9000/x"),
+    ],
+)
+def test_a_base_url_is_sent_as_httpx_would_send_it(base_url: str, sent: str) -> None:
+    request = compiled_tool(base_url).prepare(
+        compiled_tool(base_url).check_arguments(
+            {"s": "x", "n": 1, "i": 2, "b": True, "a": ["y"], "o": {}}
+        )
+    )
+    assert request.url.startswith(sent + "/p/x/")
+    assert str(httpx.URL(request.url)) == request.url

@@ -1,4 +1,5 @@
-"""Outbound auth: how the gateway authenticates to a data source, one `httpx.Auth` per method.
+"""Outbound auth: how the gateway authenticates to a data source, one `OutboundAuth` (also
+an `httpx.Auth`) per method.
 
 Each method lives in its own small module; `build_auth` picks one from a data source's
 configuration. Every credential is read from its mounted file per request (a `stat` when
@@ -12,6 +13,7 @@ import httpx
 
 from mcpgate.gateway.auth._common import cap_logger
 from mcpgate.gateway.auth.apikey import ApiKeyAuth
+from mcpgate.gateway.auth.base import OutboundAuth, Outgoing
 from mcpgate.gateway.auth.basic import BasicAuth
 from mcpgate.gateway.auth.bearer import BearerAuth
 from mcpgate.gateway.auth.oauth2 import (
@@ -33,6 +35,8 @@ __all__ = [
     "BearerAuth",
     "IssuedToken",
     "OAuth2ClientCredentialsAuth",
+    "OutboundAuth",
+    "Outgoing",
     "TokenCache",
     "TokenKey",
     "build_auth",
@@ -58,8 +62,8 @@ def build_auth(
     credentials: CredentialStore,
     tokens: TokenCache,
     token_client: httpx.AsyncClient,
-) -> httpx.Auth | None:
-    """The `httpx.Auth` for one data source, or None when it has no auth.
+) -> OutboundAuth | None:
+    """The auth method of one data source, or None when it has none.
 
     `tokens` is the process's one OAuth2 token cache; `token_client` is the client token
     requests go through. Raises ValueError when the block that `auth.type` names is missing

@@ -7,10 +7,8 @@ are read on every request (a `stat` when nothing changed), so rotation needs no 
 from __future__ import annotations
 
 from base64 import b64encode
-from collections.abc import Generator
 
-import httpx
-
+from mcpgate.gateway.auth.base import OutboundAuth, Outgoing
 from mcpgate.gateway.config import BasicConfig
 from mcpgate.gateway.credentials import CredentialStore
 from mcpgate.gateway.errors import CredentialError
@@ -18,7 +16,7 @@ from mcpgate.gateway.errors import CredentialError
 __all__ = ["BasicAuth"]
 
 
-class BasicAuth(httpx.Auth):
+class BasicAuth(OutboundAuth):
     """Sends a username and password, UTF-8 encoded as RFC 7617's `charset="UTF-8"` asks."""
 
     def __init__(self, config: BasicConfig, credentials: CredentialStore) -> None:
@@ -30,9 +28,8 @@ class BasicAuth(httpx.Auth):
     def __repr__(self) -> str:
         return "BasicAuth()"
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = basic_header(self._username(), self._password())
-        yield request
+    def apply_now(self, request: Outgoing) -> None:
+        request.set_header("Authorization", basic_header(self._username(), self._password()))
 
     def _username(self) -> str:
         if self._config.username_file is not None:

@@ -6,18 +6,15 @@ takes effect without a restart.
 
 from __future__ import annotations
 
-from collections.abc import Generator
-
-import httpx
-
 from mcpgate.gateway.auth._common import read_header_credential
+from mcpgate.gateway.auth.base import OutboundAuth, Outgoing
 from mcpgate.gateway.config import BearerConfig
 from mcpgate.gateway.credentials import CredentialStore
 
 __all__ = ["BearerAuth"]
 
 
-class BearerAuth(httpx.Auth):
+class BearerAuth(OutboundAuth):
     """Sends a static bearer token."""
 
     def __init__(self, config: BearerConfig, credentials: CredentialStore) -> None:
@@ -27,7 +24,6 @@ class BearerAuth(httpx.Auth):
     def __repr__(self) -> str:
         return "BearerAuth()"
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def apply_now(self, request: Outgoing) -> None:
         token = read_header_credential(self._credentials, self._config.token_file)
-        request.headers["Authorization"] = f"Bearer {token}"
-        yield request
+        request.set_header("Authorization", f"Bearer {token}")

@@ -29,7 +29,7 @@ import re
 import secrets
 import time
 from base64 import b64encode
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -38,6 +38,7 @@ from urllib.parse import quote_plus
 import httpx
 
 from mcpgate.gateway.auth._common import header_safe
+from mcpgate.gateway.auth.base import OutboundAuth, Outgoing
 from mcpgate.gateway.config import OAuth2Config
 from mcpgate.gateway.credentials import CredentialStore
 from mcpgate.gateway.errors import CredentialError, UpstreamError
@@ -198,11 +199,8 @@ class TokenCache:
                 del self._locks[key]
 
 
-class OAuth2ClientCredentialsAuth(httpx.Auth):
+class OAuth2ClientCredentialsAuth(OutboundAuth):
     """Sends `Authorization: Bearer <token>` with a token from the shared cache. Async only."""
-
-    # The body is read up front so that the one retry after a 401 can send it again.
-    requires_request_body = True
 
     def __init__(
         self,
@@ -224,27 +222,26 @@ class OAuth2ClientCredentialsAuth(httpx.Auth):
     def __repr__(self) -> str:
         return f"OAuth2ClientCredentialsAuth(token_url={self._config.token_url!r})"
 
-    def sync_auth_flow(
-        self, request: httpx.Request
-    ) -> Generator[httpx.Request, httpx.Response, None]:
-        raise RuntimeError("OAuth2ClientCredentialsAuth works with httpx.AsyncClient only")
+    async def apply(self, request: Outgoing) -> None:
+        key, fetch = self._client()
+        request.set_header("Authorization", f"Bearer {await self._tokens.get(key, fetch)}")
 
-    async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        await request.aread()
-        client_id, client_secret = self._client_credentials()
-        key = self._key_for(client_id, client_secret)
-        fetch = partial(self._request_token, client_id, client_secret)
-        token = await self._tokens.get(key, fetch)
-        request.headers["Authorization"] = f"Bearer {token}"
-        response = yield request
-        if response.status_code != httpx.codes.UNAUTHORIZED:
-            return
+    async def unauthorized(self, request: Outgoing) -> bool:
+        """A 401: the token may have been revoked. Replace it (unless another call did
+        already) and send the request once more."""
         logger.debug("downstream answered 401: retrying once with a replaced token")
-        token = await self._tokens.replace(key, token, fetch)
-        request.headers["Authorization"] = f"Bearer {token}"
-        yield request
+        key, fetch = self._client()
+        rejected = (request.header("Authorization") or "").removeprefix("Bearer ")
+        token = await self._tokens.replace(key, rejected, fetch)
+        request.set_header("Authorization", f"Bearer {token}")
+        return True
+
+    def _client(self) -> tuple[TokenKey, FetchToken]:
+        client_id, client_secret = self._client_credentials()
+        return (
+            self._key_for(client_id, client_secret),
+            partial(self._request_token, client_id, client_secret),
+        )
 
     def _key_for(self, client_id: str, client_secret: str) -> TokenKey:
         cached = self._key

@@ -1,9 +1,8 @@
 """AWS Signature Version 4, computed at send time by mcpgate's own signer.
 
-Why at send time, in the auth flow: a signature is bound to its timestamp (AWS accepts 15
-minutes of skew) and to the exact bytes sent, so every attempt that goes through
-`client.send`, a retry of the same `httpx.Request` included, is signed afresh; the previous
-attempt's signing headers are dropped first.
+Why at send time: a signature is bound to its timestamp (AWS accepts 15 minutes of skew)
+and to the exact bytes sent, so every attempt, each retry included, is signed afresh; the
+previous attempt's signing headers are dropped first.
 
 What is signed: method, URL (path and query as they will be sent), every header except the
 hop-by-hop ones botocore leaves out, and the SHA-256 of the body, which is also sent as
@@ -30,7 +29,7 @@ import hashlib
 import hmac
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import Callable
 from email.utils import formatdate
 from typing import Any, NamedTuple
 from urllib.parse import quote
@@ -39,9 +38,9 @@ import botocore.auth  # type: ignore[import-untyped]
 import botocore.exceptions  # type: ignore[import-untyped]
 import botocore.session  # type: ignore[import-untyped]
 import botocore.utils  # type: ignore[import-untyped]
-import httpx
 
 from mcpgate.gateway.auth._common import cap_logger, read_header_credential
+from mcpgate.gateway.auth.base import OutboundAuth, Outgoing
 from mcpgate.gateway.config import AwsSigV4Config
 from mcpgate.gateway.credentials import CredentialStore
 from mcpgate.gateway.errors import CredentialError
@@ -55,7 +54,8 @@ _UNSIGNED_HEADERS = frozenset(botocore.auth.SIGNED_HEADERS_BLACKLIST)
 # S3 signs the path as sent; every other service signs it dot-segment-normalised and
 # percent-encoded once more (AWS SigV4: "each path segment URI-encoded twice").
 _PATH_AS_SENT_SERVICES = frozenset({"s3", "s3-outposts", "s3express"})
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+_DEFAULT_PORTS = {"http": ":80", "https": ":443"}
+_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 # How long an empty default chain is believed before it is asked again (IMDS lookups are slow).
 _EMPTY_CHAIN_RETRY_SECONDS = 30.0
 
@@ -66,10 +66,8 @@ class _Keys(NamedTuple):
     token: str | None
 
 
-class AwsSigV4Auth(httpx.Auth):
+class AwsSigV4Auth(OutboundAuth):
     """Signs each request for one region and service."""
-
-    requires_request_body = True  # the payload hash needs the body's bytes
 
     def __init__(
         self,
@@ -89,6 +87,7 @@ class AwsSigV4Auth(httpx.Auth):
         self._clock = clock
         self._path_as_sent = config.service in _PATH_AS_SENT_SERVICES
         self._scope_tail = f"/{config.region}/{config.service}/aws4_request"
+        self._stamped: tuple[int, str] = (-1, "")  # (second, its SigV4 timestamp)
         # (secret key, UTC date, signing key): the key changes only with either of them.
         self._signing_key: tuple[str, str, bytes] | None = None
         self._chain: Any = None  # botocore Credentials, once resolved
@@ -103,18 +102,13 @@ class AwsSigV4Auth(httpx.Auth):
             f"credentials from {source})"
         )
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        # Sync clients: httpx has read the body already (requires_request_body).
+    def apply_now(self, request: Outgoing) -> None:
+        # A synchronous client: the default chain's first lookup blocks here.
         keys = self._file_keys() if self._from_files else _frozen(self._resolve_chain())
         self._sign(request, keys)
-        yield request
 
-    async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        await request.aread()
+    async def apply(self, request: Outgoing) -> None:
         self._sign(request, await self._async_keys())
-        yield request
 
     async def _async_keys(self) -> _Keys:
         if self._from_files:
@@ -168,31 +162,44 @@ class AwsSigV4Auth(httpx.Auth):
         self._signing_key = (secret_key, date, key)
         return key
 
-    def _sign(self, request: httpx.Request, keys: _Keys) -> None:
+    def _stamp(self, now: float) -> str:
+        second = int(now)
+        if second != self._stamped[0]:
+            self._stamped = (second, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second)))
+        return self._stamped[1]
+
+    def _sign(self, request: Outgoing, keys: _Keys) -> None:
         now = self._clock()
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+        stamp = self._stamp(now)
+        origin, path, query = _split(request.url)
         # One pass over the headers: an earlier attempt's signing headers go, the new ones
-        # are added, and httpx's Headers is rebuilt once (each of its edits is a scan).
+        # are added. The Host header is signed, so it is sent as signed (an httpx request
+        # has one already; the gateway's own client would otherwise let aiohttp add it).
         headers: list[tuple[str, str]] = []
-        dated = False
-        for raw_name, raw_value in request.headers.raw:
-            name = raw_name.decode("latin-1")
+        dated = hosted = False
+        for name, value in request.headers:
             lower = name.lower()
             if lower in _SIGNING_HEADERS:
                 continue
             if lower == "date":  # as botocore: a Date header carries the time instead
                 dated = True
-                headers.append((name, formatdate(int(now))))
-            else:
-                headers.append((name, raw_value.decode("latin-1")))
+                value = formatdate(int(now))
+            hosted = hosted or lower == "host"
+            headers.append((name, value))
+        if not hosted:
+            headers.append(("Host", _host(origin)))
         if not dated:
             headers.append(("X-Amz-Date", stamp))
         if keys.token is not None:
             headers.append(("X-Amz-Security-Token", keys.token))
-        payload_hash = hashlib.sha256(request.content).hexdigest()
+        payload_hash = hashlib.sha256(request.body).hexdigest() if request.body else _EMPTY_SHA256
         headers.append(("X-Amz-Content-Sha256", payload_hash))
+        if not self._path_as_sent:
+            if "//" in path or "/." in path:  # else normalising would change nothing
+                path = botocore.utils.normalize_url_path(path)
+            path = quote(path, safe="/~")
         canonical, signed_headers = canonical_request(
-            request.method, request.url, headers, payload_hash, path_as_sent=self._path_as_sent
+            request.method, path, query, headers, payload_hash
         )
         date = stamp[:8]
         scope = date + self._scope_tail
@@ -209,26 +216,16 @@ class AwsSigV4Auth(httpx.Auth):
                 f"SignedHeaders={signed_headers}, Signature={signature}",
             )
         )
-        request.headers = httpx.Headers(headers)
+        request.headers = headers
 
 
 def canonical_request(
-    method: str,
-    url: httpx.URL,
-    headers: list[tuple[str, str]],
-    payload_hash: str,
-    *,
-    path_as_sent: bool = False,
+    method: str, path: str, query: str, headers: list[tuple[str, str]], payload_hash: str
 ) -> tuple[str, str]:
-    """SigV4's canonical request for a request as it will be sent, and its signed headers.
-
-    Byte for byte what botocore's signer builds: the path normalised and encoded once more
-    (as sent for S3), the query's pairs sorted as sent, every header but the unsigned ones
-    with its values' whitespace collapsed and repeats joined by commas, and the payload hash.
-    """
-    path, _, query = url.raw_path.decode("ascii").partition("?")
-    if not path_as_sent:
-        path = quote(botocore.utils.normalize_url_path(path), safe="/~")
+    """SigV4's canonical request, and its signed header list, for a request sent with this
+    (already canonical) path and this query: byte for byte what botocore's signer builds.
+    The query's pairs are sorted as sent; every header but the unsigned ones is signed,
+    its values' whitespace collapsed and repeats joined by commas."""
     if query:
         query = "&".join(
             f"{key}={value}"
@@ -239,8 +236,6 @@ def canonical_request(
         lower = name.lower()
         if lower not in _UNSIGNED_HEADERS:
             values.setdefault(lower, []).append(" ".join(value.split()))
-    if "host" not in values:
-        values["host"] = [_host(url)]
     names = sorted(values)
     canonical_headers = "".join(f"{name}:{','.join(values[name])}\n" for name in names)
     signed_headers = ";".join(names)
@@ -250,11 +245,23 @@ def canonical_request(
     return canonical, signed_headers
 
 
-def _host(url: httpx.URL) -> str:
-    host = f"[{url.host}]" if ":" in url.host else url.host
-    if url.port is not None and url.port != _DEFAULT_PORTS.get(url.scheme):
-        return f"{host}:{url.port}"
-    return host
+def _split(url: str) -> tuple[str, str, str]:
+    """(scheme://authority, path, query) of an absolute URL without a fragment; an empty
+    path is sent as "/"."""
+    scheme, _, rest = url.partition("://")
+    end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    path, _, query = rest[end:].partition("?")
+    return f"{scheme}://{rest[:end]}", path or "/", query
+
+
+def _host(origin: str) -> str:
+    """The Host header for `scheme://authority`: lower-cased, without a default port."""
+    scheme, _, authority = origin.partition("://")
+    authority = authority.lower()
+    default = _DEFAULT_PORTS.get(scheme)
+    if default is not None and authority.endswith(default):
+        authority = authority.removesuffix(default)
+    return authority
 
 
 def _hmac(key: bytes, message: str) -> bytes:
