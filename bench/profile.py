@@ -39,16 +39,16 @@ from bench.upstream import start_upstream
 
 __all__ = ["area", "main", "summarise"]
 
-# innermost-frame file -> area, first match wins
 NO_SAMPLES = 3  # exit status when py-spy cannot sample the gateway (no ptrace rights)
 
+# innermost-frame file -> area, first match wins
 _AREAS = (
     ("mcpgate/gateway/app.py", "mcpgate: ASGI app (app.py)"),
     ("mcpgate/gateway/protocol.py", "mcpgate: JSON-RPC (protocol.py)"),
     ("mcpgate/gateway/tools.py", "mcpgate: tool runner (tools.py)"),
     ("mcpgate/gateway/templates.py", "mcpgate: templates (templates.py)"),
     ("mcpgate/gateway/outbound.py", "mcpgate: outbound client (outbound.py)"),
-    ("mcpgate/gateway/transport.py", "mcpgate: httpx->aiohttp transport (transport.py)"),
+    ("mcpgate/gateway/transport.py", "mcpgate: connection pool (transport.py)"),
     ("mcpgate/gateway/auth", "mcpgate: outbound auth"),
     ("mcpgate/controller", "mcpgate: controller"),
     ("mcpgate/render", "mcpgate: render"),
