@@ -15,7 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -26,11 +26,14 @@ __all__ = [
     "ROOT",
     "Child",
     "Cores",
+    "Verdict",
     "cpu_seconds",
     "free_port",
     "http_call",
     "machine_info",
     "median",
+    "print_heading",
+    "print_targets",
     "rss_kib",
     "run_fast",
     "spread",
@@ -272,6 +275,32 @@ def machine_info() -> dict[str, str]:
     info["mcpgate source"] = _source_state()
     info.update({name: _version(name) for name in PACKAGES})
     return info
+
+
+def print_heading(bench: str, *, smoke: bool) -> dict[str, str]:
+    """A run's first lines (which benchmark, the machine, the source measured); returns
+    `machine_info()` for the JSON report."""
+    info = machine_info()
+    print(f"# {bench}  ({'smoke' if smoke else 'full'} run)")
+    print(f"machine: {info['nproc']} CPUs, {info['cpu']}; Python {info['python']}")
+    print(f"mcpgate source: {info['mcpgate source']}")
+    return info
+
+
+# (what the target says, whether it holds, what was measured)
+Verdict = tuple[str, bool, str]
+
+
+def print_targets(
+    verdicts: Sequence[Verdict], *, smoke: bool, judged_in_smoke: Collection[str] = ()
+) -> None:
+    """The targets with PASS or FAIL; a smoke run judges only `judged_in_smoke` (targets
+    that hold at any size), the others are n/a."""
+    print()
+    print("## targets" + (" (smoke run: figures are not meaningful)" if smoke else ""))
+    for what, ok, measured in verdicts:
+        mark = "n/a " if smoke and what not in judged_in_smoke else ("PASS" if ok else "FAIL")
+        print(f"- [{mark}] {what}: {measured}")
 
 
 def _source_state() -> str:

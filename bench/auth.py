@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench._util import Cores, machine_info, median
+from bench._util import Cores, median, print_heading, print_targets
 from bench.loadgen import generator_for
 from bench.rounds import (
     as_json,
@@ -135,10 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     cores = Cores.detect()
     generator = generator_for(args.generator)
-    info = machine_info()
-    print(f"# bench.auth  ({'smoke' if args.smoke else 'full'} run)")
-    print(f"machine: {info['nproc']} CPUs, {info['cpu']}; Python {info['python']}")
-    print(f"mcpgate source: {info['mcpgate source']}")
+    info = print_heading("bench.auth", smoke=args.smoke)
     print(f"pinning: {cores.describe()}; generator: {generator}")
     with (
         tempfile.TemporaryDirectory(prefix="mcpgate-bench-") as tmp,
@@ -218,11 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
     verdicts.append(("OAuth2 token fetched once (cached)", tokens == 1, f"{tokens:g} requests"))
-    print()
-    print("## targets" + (" (smoke run: figures are not meaningful)" if args.smoke else ""))
-    for what, ok, value in verdicts:
-        mark = "n/a " if args.smoke else ("PASS" if ok else "FAIL")
-        print(f"- [{mark}] {what}: {value}")
+    print_targets(verdicts, smoke=args.smoke)
 
     if args.json is not None:
         report: dict[str, Any] = {

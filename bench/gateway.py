@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench._util import Cores, machine_info, median, rss_kib, table
+from bench._util import Cores, Verdict, median, print_heading, print_targets, rss_kib, table
 from bench.loadgen import generator_for, run_load
 from bench.rounds import (
     Results,
@@ -129,10 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cores = Cores.detect()
     generator = generator_for(args.generator)
     with_fastmcp = not args.no_fastmcp and fastmcp_available()
-    info = machine_info()
-    print(f"# bench.gateway  ({'smoke' if args.smoke else 'full'} run)")
-    print(f"machine: {info['nproc']} CPUs, {info['cpu']}; Python {info['python']}")
-    print(f"mcpgate source: {info['mcpgate source']}")
+    info = print_heading("bench.gateway", smoke=args.smoke)
     print(f"pinning: {cores.describe()}; generator: {generator}")
 
     with (
@@ -278,7 +275,7 @@ def _report(
         f" ({ceiling / fastest_mcp:.1f}x headroom)"
     )
 
-    verdicts: list[tuple[str, bool | None, str]] = []
+    verdicts: list[Verdict] = []
     for level in (16, 64):
         if level not in levels:
             continue
@@ -316,11 +313,7 @@ def _report(
         )
     )
     verdicts.append(("gateway process never imports kopf or kubernetes", not forbidden, "checked"))
-    print()
-    print("## targets" + (" (smoke run: figures are not meaningful)" if args.smoke else ""))
-    for what, ok, shown in verdicts:
-        mark = "n/a " if args.smoke else ("PASS" if ok else "FAIL")
-        print(f"- [{mark}] {what}: {shown}")
+    print_targets(verdicts, smoke=args.smoke)
 
     return {
         "machine": info,

@@ -28,7 +28,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench._util import machine_info, median, spread, table
+from bench._util import median, print_heading, print_targets, spread, table
 from mcpgate.api import HttpApiDataSource, McpServer
 from mcpgate.render.refs import Namespace, SecretInfo
 from mcpgate.render.server import plan_server
@@ -164,10 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.smoke:
         args.sizes, args.rounds, args.min_seconds = "10,100,1000", 1, 0.0
     sizes = [int(s) for s in str(args.sizes).split(",")]
-    info = machine_info()
-    print(f"# bench.render  ({'smoke' if args.smoke else 'full'} run)")
-    print(f"machine: {info['nproc']} CPUs, {info['cpu']}; Python {info['python']}")
-    print(f"mcpgate source: {info['mcpgate source']}")
+    info = print_heading("bench.render", smoke=args.smoke)
 
     space = namespace()
     settings = RenderSettings(image="registry.example.com/mcpgate:bench")
@@ -233,13 +230,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     )
     verdict = ratios.get("1000/100")
-    print()
-    print("## targets" + (" (smoke run: figures are not meaningful)" if args.smoke else ""))
+    verdicts = []
     if verdict is not None:
-        mark = "n/a " if args.smoke else ("PASS" if verdict <= TARGET_RATIO else "FAIL")
-        print(
-            f"- [{mark}] render(1000 tools) / render(100 tools) <= {TARGET_RATIO:g}: {verdict:.2f}"
-        )
+        what = f"render(1000 tools) / render(100 tools) <= {TARGET_RATIO:g}"
+        verdicts.append((what, verdict <= TARGET_RATIO, f"{verdict:.2f}"))
+    print_targets(verdicts, smoke=args.smoke)
     if args.json is not None:
         report = {
             "machine": info,
