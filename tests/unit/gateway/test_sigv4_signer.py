@@ -254,3 +254,20 @@ def test_the_gateways_own_requests_get_a_signed_host_header(
     assert outgoing.header("Authorization") == aws.headers["Authorization"]
     assert outgoing.header("Host") == botocore.auth._host_from_url(url)
     assert "host;" in (outgoing.header("Authorization") or "")
+
+
+def test_a_signed_requests_repr_shows_no_credential(tmp_path: Path) -> None:
+    store = _store(tmp_path, with_token=True)
+    config = AwsSigV4Config(
+        region="eu-central-1",
+        service="execute-api",
+        access_key_id_file="aws/id",
+        secret_access_key_file="aws/secret",
+        session_token_file="aws/token",
+    )
+    outgoing = Outgoing("GET", "https://api.example.com/x?key=canary-query-key", [], b"")
+    AwsSigV4Auth(config, store, clock=INSTANT.timestamp).apply_now(outgoing)
+    shown = repr(outgoing)
+    assert shown == "Outgoing(method='GET')"
+    for secret in (TOKEN, ACCESS_KEY, "canary-query-key", "Signature="):
+        assert secret not in shown

@@ -10,7 +10,7 @@ tests, a script) can use it; one implementation serves both.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -20,12 +20,13 @@ __all__ = ["OutboundAuth", "Outgoing", "header_text"]
 @dataclass(slots=True)
 class Outgoing:
     """One downstream request as it will be sent. `url` is absolute and percent-encoded and
-    goes on the wire byte for byte; `headers` keep their order and repeats."""
+    goes on the wire byte for byte; `headers` keep their order and repeats. Its repr shows
+    the method only: the URL (a query API key), the headers and the body carry credentials."""
 
     method: str
-    url: str
-    headers: list[tuple[str, str]]
-    body: bytes = b""
+    url: str = field(repr=False)
+    headers: list[tuple[str, str]] = field(repr=False)
+    body: bytes = field(default=b"", repr=False)
 
     def set_header(self, name: str, value: str) -> None:
         """`name: value`, in place of every header of that name."""
