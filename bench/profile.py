@@ -1,11 +1,13 @@
 """Where mcpgate's time goes under load: py-spy samples of the gateway at c=16.
 
-    python -m bench.profile [--seconds 20] [--connections 16] [--out DIR]
+    python -m bench.profile [--seconds 20] [--connections 16] [--auth METHOD] [--out DIR]
 
 The gateway benchmark's setup (upstream on the client CPU, `mcpgate up` on the server
 CPU) loaded by the same generator while `py-spy record` (on the client CPU) samples the
-gateway's Python stacks. Prints the share of the main thread's busy samples (idle ones,
-the loop waiting in epoll, are left out: how many there were says how busy it was)
+gateway's Python stacks; `--auth` puts one of bench.auth's outbound auth methods (and
+its Secret) on the data source, to see what that method costs. Prints the share of the
+main thread's busy samples (idle ones, the loop waiting in epoll, are left out: how many
+there were says how busy it was)
 
 - by area (the package of the innermost frame: the HTTP server, httpx, aiohttp, asyncio
   and uvloop, mcpgate itself, metrics, JSON, ...),
@@ -32,6 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench._util import Cores, table
+from bench.auth import auth_blocks, bench_secrets
 from bench.loadgen import Result, generator_for, run_load
 from bench.rounds import warm_up
 from bench.targets import data_source, item_call, item_tool, start_mcpgate, write_manifests
@@ -176,6 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--upstream", choices=["auto", "nginx", "python"], default="auto")
+    parser.add_argument(
+        "--auth", choices=list(auth_blocks("")), default="none", help="outbound auth method"
+    )
     parser.add_argument("--out", type=Path, help="keep raw stacks and a flame graph here")
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -190,10 +196,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         work = Path(tmp)
         upstream = stack.enter_context(start_upstream(args.upstream, logs=work, cores=cores))
+        prefix = "" if args.auth == "none" else f"/{args.auth}"  # its route on the upstream
         manifests = write_manifests(
             work / "manifests",
-            sources=[data_source("items", upstream.url)],
+            sources=[
+                data_source("items", upstream.url + prefix, auth_blocks(upstream.url)[args.auth])
+            ],
             tools=[item_tool("get_item", "items")],
+            secrets=bench_secrets(),
         )
         gateway = stack.enter_context(start_mcpgate(manifests, item_call(), logs=work, cores=cores))
         assert gateway.child is not None
@@ -249,7 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             (args.out / "mcpgate-c16.stacks.txt").write_text(raw)
     result = loaded[0]
     print(
-        f"# bench.profile: mcpgate at c={args.connections}, {args.seconds} s, py-spy {args.rate} Hz"
+        f"# bench.profile: mcpgate at c={args.connections}, outbound auth {args.auth},"
+        f" {args.seconds} s, py-spy {args.rate} Hz"
     )
     print(
         f"load during sampling: {result.rps:,.0f} calls/s, p50 {result.p50_ms:.2f} ms,"

@@ -3,12 +3,19 @@
 Kubelet updates a mounted Secret by swapping a symlink, so a changed file is
 seen as a different (inode, mtime, size); a `stat` per use is cheap, and the
 value is read again only when that triple changes.
+
+Inside an event loop, a file (or a folder of keys) is checked once per turn of the loop
+rather than on every use: under load one turn serves several calls, and a `stat` costs
+several microseconds there. Nothing is missed by it: a request handled in some turn was
+received before that turn began, so a file written before the request was sent has been
+written before the turn's check.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mcpgate.gateway.errors import CredentialError
@@ -22,6 +29,15 @@ class _Cached:
     value: str
 
 
+@dataclass
+class _Turn:
+    """What one turn of one event loop has checked already."""
+
+    loop: asyncio.AbstractEventLoop | None = None
+    values: dict[str, str] = field(default_factory=dict)  # relative path -> value
+    folders: dict[str, list[str]] = field(default_factory=dict)  # relative path -> values
+
+
 class CredentialStore:
     """Reads `<secret>/<key>` files under one directory; values never leave as text of
     an error or a repr."""
@@ -31,6 +47,7 @@ class CredentialStore:
         self._root = str(root)
         self._cache: dict[str, _Cached] = {}
         self._paths: dict[str, str] = {}  # relative -> full path: a read is on every call's path
+        self._turn = _Turn()
 
     def __repr__(self) -> str:
         return f"CredentialStore({str(self.root)!r})"
@@ -40,6 +57,41 @@ class CredentialStore:
 
     def read(self, relative: str) -> str:
         """The value of one credential: one trailing newline dropped, never empty."""
+        turn = self._this_turn()
+        if turn is None:
+            return self._read(relative)
+        value = turn.values.get(relative)
+        if value is None:
+            value = turn.values[relative] = self._read(relative)
+        return value
+
+    def read_dir(self, relative: str) -> list[str]:
+        """Every non-empty value in a mounted whole-Secret directory (API keys)."""
+        turn = self._this_turn()
+        if turn is None:
+            return self._read_dir(relative)
+        values = turn.folders.get(relative)
+        if values is None:
+            values = turn.folders[relative] = self._read_dir(relative)
+        return values
+
+    def _this_turn(self) -> _Turn | None:
+        """The running loop's current turn (None outside a loop: every use checks)."""
+        loop = asyncio._get_running_loop()
+        if loop is None:
+            return None
+        turn = self._turn
+        if turn.loop is not loop:
+            # Ends as the loop's next turn starts, before anything it polls is handled.
+            turn = self._turn = _Turn(loop)
+            loop.call_soon(self._end_turn, turn)
+        return turn
+
+    def _end_turn(self, turn: _Turn) -> None:
+        if self._turn is turn:
+            self._turn = _Turn()
+
+    def _read(self, relative: str) -> str:
         full = self._paths.get(relative)
         if full is None:
             full = self._paths.setdefault(relative, os.path.join(self._root, relative))
@@ -70,8 +122,7 @@ class CredentialStore:
         """Every value read so far: what logs and error texts must never show."""
         return [cached.value for cached in self._cache.values()]
 
-    def read_dir(self, relative: str) -> list[str]:
-        """Every non-empty value in a mounted whole-Secret directory (API keys)."""
+    def _read_dir(self, relative: str) -> list[str]:
         folder = self.root / relative
         try:
             names = sorted(
@@ -84,7 +135,7 @@ class CredentialStore:
         values = []
         for name in names:
             try:
-                values.append(self.read(f"{relative}/{name}"))
+                values.append(self._read(f"{relative}/{name}"))
             except CredentialError:
                 continue
         return values
