@@ -40,9 +40,7 @@ def _store(tmp_path: Path, with_token: bool) -> CredentialStore:
     return CredentialStore(tmp_path)
 
 
-def _ours(
-    store: CredentialStore, request: httpx.Request, service: str, with_token: bool
-) -> httpx.Request:
+def _signer(store: CredentialStore, service: str, with_token: bool) -> AwsSigV4Auth:
     config = AwsSigV4Config(
         region="eu-central-1",
         service=service,
@@ -50,8 +48,16 @@ def _ours(
         secret_access_key_file="aws/secret",
         session_token_file="aws/token" if with_token else None,
     )
-    auth = AwsSigV4Auth(config, store, clock=INSTANT.timestamp)
-    return next(auth.sync_auth_flow(request))
+    return AwsSigV4Auth(config, store, clock=INSTANT.timestamp)
+
+
+def _ours(store: CredentialStore, make: Any, service: str, with_token: bool) -> httpx.Request:
+    """`make()` signed twice by one signer: the second time from what the first kept."""
+    auth = _signer(store, service, with_token)
+    first = next(auth.sync_auth_flow(make()))
+    again = next(auth.sync_auth_flow(make()))
+    assert again.headers.multi_items() == first.headers.multi_items()
+    return again
 
 
 def _botocore(request: httpx.Request, service: str, with_token: bool) -> dict[str, str]:
@@ -79,7 +85,7 @@ def _compare(
         botocore.auth, "get_current_datetime", lambda *_, **__: INSTANT.replace(tzinfo=None)
     )
     expected = _botocore(make(), service, with_token)
-    signed = _ours(_store(tmp_path, with_token), make(), service, with_token)
+    signed = _ours(_store(tmp_path, with_token), make, service, with_token)
     assert signed.headers["authorization"] == expected["authorization"]
     for name in ("x-amz-date", "date", "x-amz-security-token", "x-amz-content-sha256"):
         assert signed.headers.get(name) == expected.get(name), name
@@ -120,6 +126,12 @@ CASES = {
         "GET",
         "https://api.example.com/items",
         {"Date": "Mon, 01 Jan 2001 00:00:00 GMT"},
+        b"",
+    ),
+    "braces in header values": (
+        "GET",
+        "https://api.example.com/items",
+        {"X-Template": "{0} {path} }{", "X-Other": "{{}}"},
         b"",
     ),
     "stale signing headers replaced": (
@@ -214,6 +226,60 @@ def test_any_request_is_signed_as_botocore_signs_it(
         service,
         False,
     )
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    requests=st.lists(
+        st.tuples(
+            st.sampled_from(["GET", "POST"]),
+            st.lists(SEGMENT, max_size=3),
+            st.lists(st.tuples(HEADER_NAME, HEADER_VALUE), max_size=3),
+            st.binary(max_size=8),
+        ),
+        min_size=2,
+        max_size=8,
+    ),
+    service=st.sampled_from(["execute-api", "s3"]),
+)
+def test_one_signer_signs_a_sequence_of_requests_as_botocore_signs_each(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    requests: list[tuple[str, list[str], list[tuple[str, str]], bytes]],
+    service: str,
+) -> None:
+    # What the signer keeps from one request's headers must not leak into the next one's.
+    monkeypatch.setattr(
+        botocore.auth, "get_current_datetime", lambda *_, **__: INSTANT.replace(tzinfo=None)
+    )
+    auth = _signer(_store(tmp_path, with_token=True), service, with_token=True)
+    for method, segments, headers, body in requests:
+        url = "https://api.example.com/" + "/".join(segments)
+        expected = _botocore(
+            httpx.Request(method, url, headers=headers, content=body), service, True
+        )
+        signed = next(
+            auth.sync_auth_flow(httpx.Request(method, url, headers=headers, content=body))
+        )
+        assert signed.headers["authorization"] == expected["authorization"]
+
+
+def test_more_header_sets_than_the_signer_keeps(tmp_path: Path) -> None:
+    # A header filled from arguments makes every request's headers new; the signer's
+    # memory of them stays bounded and each signature stays right.
+    auth = _signer(_store(tmp_path, with_token=False), "execute-api", with_token=False)
+    signed = []
+    for n in range(600):
+        request = httpx.Request("GET", "https://api.example.com/x", headers={"X-N": str(n)})
+        signed.append(next(auth.sync_auth_flow(request)).headers["authorization"])
+    assert len(set(signed)) == 600
+    fresh = _signer(_store(tmp_path, with_token=False), "execute-api", with_token=False)
+    for n in (0, 299, 599):
+        request = httpx.Request("GET", "https://api.example.com/x", headers={"X-N": str(n)})
+        assert next(fresh.sync_auth_flow(request)).headers["authorization"] == signed[n]
+    assert len(auth._layouts) <= 256
 
 
 @pytest.mark.parametrize(
