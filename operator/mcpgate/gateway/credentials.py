@@ -1,14 +1,14 @@
 """Credentials read from mounted Secret files, re-read when the files change.
 
 Kubelet updates a mounted Secret by swapping a symlink, so a changed file is
-seen as a different (inode, mtime, size); a `stat` per use is cheap, and the
-value is read again only when that triple changes.
+seen as a different (inode, mtime, size); a `stat` is cheap, and the value is
+read again only when that triple changes.
 
 Inside an event loop, a file (or a folder of keys) is checked once per turn of the loop
 rather than on every use: under load one turn serves several calls, and a `stat` costs
-several microseconds there. Nothing is missed by it: a request handled in some turn was
-received before that turn began, so a file written before the request was sent has been
-written before the turn's check.
+several microseconds there. Nothing is missed by it: whatever a turn handles arrived by
+its poll for I/O, before the turn's first check, so a file written before a request was
+sent is seen by the check that request is served with.
 """
 
 from __future__ import annotations
