@@ -14,6 +14,7 @@ from typing import Any
 import botocore.auth  # type: ignore[import-untyped]
 import botocore.awsrequest  # type: ignore[import-untyped]
 import botocore.credentials  # type: ignore[import-untyped]
+import botocore.session  # type: ignore[import-untyped]
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -337,3 +338,44 @@ def test_a_signed_requests_repr_shows_no_credential(tmp_path: Path) -> None:
     assert shown == "Outgoing(method='GET')"
     for secret in (TOKEN, ACCESS_KEY, "canary-query-key", "Signature="):
         assert secret not in shown
+
+
+class _RotatingChain:
+    """A refreshable default chain as botocore's: it hands out whatever keys it holds now,
+    and counts how often it is asked."""
+
+    def __init__(self) -> None:
+        self.keys = botocore.credentials.ReadOnlyCredentials(ACCESS_KEY, SECRET_KEY, TOKEN)
+        self.looks = 0
+
+    def refresh_needed(self) -> bool:
+        return False
+
+    def get_frozen_credentials(self) -> Any:
+        self.looks += 1
+        return self.keys
+
+
+async def test_the_default_chain_is_asked_once_a_second_and_its_new_keys_used_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chain = _RotatingChain()
+    monkeypatch.setattr(botocore.session.Session, "get_credentials", lambda self: chain)
+    now = [INSTANT.timestamp()]
+    config = AwsSigV4Config(region="eu-central-1", service="execute-api")
+    auth = AwsSigV4Auth(config, CredentialStore(tmp_path), clock=lambda: now[0])
+
+    async def signed_by() -> str:
+        outgoing = Outgoing("GET", "https://api.example.com/items/1", [], b"")
+        await auth.apply(outgoing)
+        credential = (outgoing.header("Authorization") or "").split("Credential=")[1]
+        return credential.split("/")[0]
+
+    assert [await signed_by() for _ in range(50)] == [ACCESS_KEY] * 50
+    assert chain.looks == 1
+    chain.keys = botocore.credentials.ReadOnlyCredentials("AKIDROTATED", "canary-sk-2", None)
+    now[0] += 0.5  # the same second
+    assert await signed_by() == ACCESS_KEY
+    now[0] += 0.5  # the next one
+    assert await signed_by() == "AKIDROTATED"
+    assert chain.looks == 2

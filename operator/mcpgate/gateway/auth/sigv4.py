@@ -137,6 +137,7 @@ class AwsSigV4Auth(OutboundAuth):
         self._layouts: dict[tuple[str, str, tuple[tuple[str, str], ...], bool], _Layout] = {}
         self._checked_keys: _Keys | None = None  # the last file keys found header-safe
         self._chain: Any = None  # botocore Credentials, once resolved
+        self._chain_keys_seen: tuple[int, _Keys] | None = None  # (second, keys then)
         self._chain_checked_at: float | None = None
         self._chain_lock = threading.Lock()
         cap_logger("botocore")  # it logs what the default chain resolves at DEBUG
@@ -158,6 +159,18 @@ class AwsSigV4Auth(OutboundAuth):
         self._sign(request, keys)
 
     async def _chain_keys(self) -> _Keys:
+        # Looked up at most once a second: a refreshable chain (IRSA, pod identity, instance
+        # profile) takes about 18 us per look, and botocore renews its keys 10 to 15 minutes
+        # before they expire, so keys a second old are always still good.
+        second = int(self._clock())
+        seen = self._chain_keys_seen
+        if seen is not None and seen[0] == second:
+            return seen[1]
+        keys = await self._look_up_chain()
+        self._chain_keys_seen = (second, keys)
+        return keys
+
+    async def _look_up_chain(self) -> _Keys:
         chain = self._chain
         if chain is None:  # first use: botocore reads config files and may call IMDS
             chain = await asyncio.to_thread(self._resolve_chain)
