@@ -1,6 +1,6 @@
 """The operator under a burst: N McpServers created at once against the API emulator.
 
-    python -m bench.controller [--sizes 50,200] [--rounds 1] [--smoke]
+    python -m bench.controller [--sizes 50,200] [--rounds 3] [--smoke]
 
 (The `bench/operator` benchmark; not named `operator.py`, which would shadow the standard
 library's module for anything run from this folder.)
@@ -372,7 +372,9 @@ def run_one(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.controller", description=__doc__)
     parser.add_argument("--sizes", default="50,200")
-    parser.add_argument("--rounds", type=int, default=1, help="runs per size (fresh each)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="runs per size (fresh each); N=50 is noisy alone"
+    )
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--json", type=Path)
