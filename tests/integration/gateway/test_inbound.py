@@ -3,7 +3,6 @@ records whether anything reached it and which headers it saw."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from mcpgate.api import HttpApiDataSource, McpServer
 from mcpgate.render.config import gateway_config
 
 from support.gateway import RunningGateway, mcp_session, running_gateway
+from support.paths import replace_file
 from support.upstream import RecordingUpstream
 
 KEY_ALICE = "alice-key-0f9e8d7c"
@@ -27,14 +27,6 @@ CALL = {
     "method": "tools/call",
     "params": {"name": "open_get", "arguments": {}},
 }
-
-
-def _write(path: Path, value: str) -> None:
-    """Replace a file the way kubelet does: write aside, then rename over."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(value)
-    os.replace(tmp, path)
 
 
 def _config(mode: str, upstream_url: str, creds: Path) -> Any:
@@ -74,14 +66,14 @@ def _config(mode: str, upstream_url: str, creds: Path) -> Any:
             }
         ),
     }
-    _write(creds / "c" / "t", "own-token-5566")
+    replace_file(creds / "c" / "t", "own-token-5566")
     return gateway_config(server, sources, credentials_dir=str(creds))
 
 
 @pytest.fixture
 def creds(tmp_path: Path) -> Path:
-    _write(tmp_path / "mcp-keys" / "alice", KEY_ALICE + "\n")
-    _write(tmp_path / "mcp-keys" / "empty", "")
+    replace_file(tmp_path / "mcp-keys" / "alice", KEY_ALICE + "\n")
+    replace_file(tmp_path / "mcp-keys" / "empty", "")
     return tmp_path
 
 
@@ -149,7 +141,7 @@ async def test_keys_follow_the_secret_without_restart(
     keyed: RunningGateway, creds: Path, http: httpx.AsyncClient
 ) -> None:
     assert (await http.post(keyed.url, headers=_headers(KEY_BOB), json=CALL)).status_code == 401
-    _write(creds / "mcp-keys" / "bob", KEY_BOB)
+    replace_file(creds / "mcp-keys" / "bob", KEY_BOB)
     assert (await http.post(keyed.url, headers=_headers(KEY_BOB), json=CALL)).status_code == 200
     (creds / "mcp-keys" / "alice").unlink()
     assert (await http.post(keyed.url, headers=_headers(KEY_ALICE), json=CALL)).status_code == 401

@@ -15,7 +15,6 @@ import datetime
 import hashlib
 import hmac
 import logging
-import os
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +44,7 @@ from mcpgate.gateway.config import (
 from mcpgate.gateway.credentials import CredentialStore
 from mcpgate.gateway.errors import CredentialError, UpstreamError
 
+from support.paths import replace_file
 from support.upstream import AwsKeys, MotoServer, RecordedRequest, RecordingUpstream, TokenServer
 
 pytest_plugins = ["support.upstream"]
@@ -66,11 +66,7 @@ class Credentials:
 
     def write(self, relative: str, value: str, *, canary: bool = True) -> str:
         """Write atomically (a new file, then `os.replace`), as a Secret volume update is."""
-        path = self.root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = path.with_name(f".{path.name}.new")
-        fresh.write_text(value, encoding="utf-8")
-        os.replace(fresh, path)
+        replace_file(self.root / relative, value)
         if canary and value.strip():
             self.canaries.add(value.strip())
         return relative

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import httpx
@@ -13,6 +12,7 @@ from mcpgate.gateway.config import GatewayConfig
 from mcpgate.render.config import gateway_config
 
 from support.gateway import mcp_session, running_gateway
+from support.paths import replace_file
 from support.upstream import RecordingUpstream
 
 OLD, NEW = "token-old-31f0", "token-new-92a7"
@@ -50,13 +50,6 @@ def _bearer_config(upstream: RecordingUpstream, tmp_path: Path) -> GatewayConfig
     return gateway_config(server, {"api": source}, credentials_dir=str(tmp_path))
 
 
-def _replace(path: Path, value: str) -> None:
-    """As kubelet does it: a new file renamed over the old one."""
-    fresh = path.with_name(f".{path.name}.new")
-    fresh.write_text(value + "\n")
-    os.replace(fresh, path)
-
-
 async def test_rotation_under_load(upstream: RecordingUpstream, tmp_path: Path) -> None:
     token = tmp_path / "creds" / "token"
     token.parent.mkdir()
@@ -73,7 +66,7 @@ async def test_rotation_under_load(upstream: RecordingUpstream, tmp_path: Path) 
         tasks = []
         for n in range(60):  # 20 calls a second for three seconds
             if n == 30:
-                _replace(token, NEW)
+                replace_file(token, NEW + "\n")
                 swapped_after = n
             tasks.append(asyncio.create_task(call(n)))
             await asyncio.sleep(0.05)
@@ -117,7 +110,7 @@ async def test_a_value_written_before_a_call_is_sent_is_the_one_it_uses(
         workers = [asyncio.create_task(busy(w)) for w in range(16)]
         try:
             for n in range(40):
-                _replace(token, f"token-{n}")
+                replace_file(token, f"token-{n}\n")
                 answer = await http.post(gw.url, json=body(n))
                 assert answer.json()["result"]["isError"] is False
         finally:

@@ -4,7 +4,6 @@ event loop, and never checked less often than that."""
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import pytest
@@ -12,14 +11,11 @@ import pytest
 from mcpgate.gateway.credentials import CredentialStore
 from mcpgate.gateway.errors import CredentialError
 
+from support.paths import replace_file
+
 
 def _write(root: Path, relative: str, value: str) -> None:
-    """As kubelet updates a Secret volume: a new file renamed over the old one."""
-    path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fresh = path.with_name(f".{path.name}.new")
-    fresh.write_text(value)
-    os.replace(fresh, path)
+    replace_file(root / relative, value)
 
 
 def test_outside_a_loop_every_read_sees_the_file_as_it_is(tmp_path: Path) -> None:
