@@ -503,7 +503,7 @@ def test_builder_copies_every_tracked_source_file() -> None:
 # --- the pins ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["runtime.txt", "build.txt"])
+@pytest.mark.parametrize("name", ["runtime.txt", "dev.txt", "build.txt"])
 def test_lock_pins_exact_versions_with_hashes(name: str) -> None:
     path = REQUIREMENTS / name
     pins = _pins(path)
@@ -530,6 +530,39 @@ def test_runtime_lock_matches_pyproject_dependencies() -> None:
         assert str(pin.requirement.marker) == str(dependency.marker), (
             f"{dependency.name}: the pin's environment marker differs from pyproject's"
         )
+
+
+def test_dev_lock_holds_the_runtime_pins_and_every_dev_extra() -> None:
+    """`scripts/setup` installs the dev lock: a fresh clone must get, for every runtime
+    package, the very version the image gets, and every dev extra pinned."""
+    path = REQUIREMENTS / "dev.txt"
+    dev, runtime = _pins(path), _pins(REQUIREMENTS / "runtime.txt")
+    how = f"refresh it: {_refresh_command(path)}"
+    assert "--constraint=requirements/runtime.txt" in _refresh_command(path)
+    for name, pin in runtime.items():
+        assert name in dev, f"{path.name} lacks {name}; {how}"
+        assert dev[name].version == pin.version, (
+            f"{path.name} pins {dev[name].requirement}, runtime.txt {pin.requirement}; {how}"
+        )
+    for text in PYPROJECT["project"]["optional-dependencies"]["dev"]:
+        dependency = Requirement(text)
+        pin = dev.get(canonicalize_name(dependency.name))
+        assert pin is not None, f"{dependency.name} is not pinned in {path.name}; {how}"
+        assert dependency.specifier.contains(pin.version, prereleases=True), (
+            f"{path.name} pins {pin.requirement}, outside pyproject's {dependency}; {how}"
+        )
+
+
+@pytest.mark.parametrize("script", ["setup", "up", "test"])
+def test_setup_scripts_install_only_from_the_locks(script: str) -> None:
+    """Every pip install of the README's commands is hash-checked against a lock, or
+    installs mcpgate itself without dependencies: nothing unpinned reaches a machine."""
+    text = (ROOT / "scripts" / script).read_text()
+    installs = re.findall(r"^\s*pip install (.*)$", text, re.MULTILINE)
+    if script == "setup":
+        assert installs
+    for args in installs:
+        assert "--require-hashes -r" in args or "--no-deps" in args, args
 
 
 def test_build_lock_satisfies_the_build_system() -> None:
