@@ -14,6 +14,7 @@ from mcpgate import __version__
 
 if TYPE_CHECKING:
     from mcpgate.gateway.config import GatewayConfig
+    from mcpgate.gateway.server import PortUnavailable
 
 __all__ = ["main"]
 
@@ -40,7 +41,7 @@ def _gateway(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from mcpgate.gateway.config import load_config
-    from mcpgate.gateway.server import serve
+    from mcpgate.gateway.server import PortUnavailable, serve
 
     try:
         config = load_config(args.config)
@@ -51,35 +52,91 @@ def _gateway(args: argparse.Namespace) -> int:
     if args.api_keys_dir:
         inbound = config.authorization.model_copy(update={"api_keys_dir": args.api_keys_dir})
         config = config.model_copy(update={"authorization": inbound})
-    serve(
-        _with_limits(config, args),
-        host=args.host,
-        port=args.port,
-        metrics_port=args.metrics_port,
-        log_level=args.log_level,
-    )
+    try:
+        serve(
+            _with_limits(config, args),
+            host=args.host,
+            port=args.port,
+            metrics_port=args.metrics_port,
+            log_level=args.log_level,
+        )
+    except PortUnavailable as err:
+        return _port_problem(err, args.host)
     return 0
 
 
+def _say(line: str) -> None:
+    sys.stderr.write(line + "\n")
+
+
+def _port_problem(err: PortUnavailable, host: str) -> int:
+    flag = "--port" if err.role == "mcp" else "--metrics-port"
+    return _fail(f"cannot listen on {host}:{err.port} ({err.reason}): pick another with {flag}", 1)
+
+
 def _up(args: argparse.Namespace) -> int:
-    from mcpgate.gateway.server import is_loopback, serve
-    from mcpgate.local import local_credentials, pick_server, prepare
-    from mcpgate.manifests import ManifestError, load_manifests
+    from mcpgate.gateway.app import GatewayApp
+    from mcpgate.gateway.observability import Metrics
+    from mcpgate.gateway.server import (
+        PortUnavailable,
+        build_app,
+        is_loopback,
+        serve_app,
+        serving_line,
+    )
+    from mcpgate.local import CredentialsFolder, NotReady, Reloader, load_local, tool_lines
+    from mcpgate.manifests import ManifestError, parse_upstream
+    from mcpgate.render.settings import RenderSettings
+
+    settings = RenderSettings(allow_ambient_aws_credentials=args.allow_ambient_aws_credentials)
+    metrics = Metrics()
+    folder = CredentialsFolder()
+    served: list[GatewayConfig] = []
+
+    def build() -> GatewayApp:
+        """Check the files, then the app serving them (raises ManifestError otherwise)."""
+        upstreams = dict(parse_upstream(text) for text in args.upstream)
+        local, manifests = load_local(args.filename, args.server, settings, upstreams=upstreams)
+        for line in (*manifests.redirected, *local.lines):
+            _say(line)
+        if not local.ready:
+            reason = local.checked.ready.reason
+            raise NotReady(f"McpServer {local.name} would not be Ready ({reason}): see above")
+        config = _with_limits(folder.config(local, manifests), args)
+        app, _ = build_app(config, loopback_only=is_loopback(args.host), metrics=metrics)
+        served.append(config)
+        return app
 
     try:
-        manifests = load_manifests(args.filename)
-        local = pick_server(manifests, args.server)
-        with local_credentials(local, manifests) as folder:
-            serve(
-                _with_limits(prepare(local, folder), args),
-                host=args.host,
-                port=args.port,
-                metrics_port=args.metrics_port,
-                loopback_only=is_loopback(args.host),
-                log_level=args.log_level,
-            )
-    except ManifestError as err:
-        return _fail(str(err))
+        try:
+            app = build()
+        except NotReady as err:
+            return _fail(str(err), 1)
+        except ManifestError as err:
+            return _fail(str(err))
+        reloader = Reloader(app, build, args.filename, say=_say)
+        serve_app(
+            reloader,
+            metrics,
+            host=args.host,
+            port=args.port,
+            metrics_port=args.metrics_port,
+            known_secrets=reloader.known_secrets,
+            log_level=args.log_level,
+            on_listening=lambda: _say(
+                "\n".join(
+                    [
+                        serving_line(served[0], args.host, args.port, args.metrics_port),
+                        *tool_lines(served[0]),
+                        "mcpgate up: watching the files; an edit is served once it is valid",
+                    ]
+                )
+            ),
+        )
+    except PortUnavailable as err:
+        return _port_problem(err, args.host)
+    finally:
+        folder.remove()
     return 0
 
 
@@ -102,15 +159,28 @@ def _render(args: argparse.Namespace) -> int:
         return _fail(str(err))
     sys.stdout.write(result.yaml())
     for line in result.lines:
-        sys.stderr.write(line + "\n")
+        _say(line)
     return 0 if result.all_ready else 1
+
+
+def _demo_api(args: argparse.Namespace) -> int:
+    from mcpgate.demo import serve_demo
+    from mcpgate.gateway.server import PortUnavailable
+
+    try:
+        serve_demo(args.host, args.port)
+    except PortUnavailable as err:
+        return _port_problem(err, args.host)
+    return 0
 
 
 def _operator(args: argparse.Namespace) -> int:
     import logging
 
+    from kubernetes.config import ConfigException
+
     from mcpgate.controller.handlers import ControllerSettings
-    from mcpgate.controller.main import run_operator
+    from mcpgate.controller.main import kube_configuration, run_operator
     from mcpgate.render.settings import RenderSettings
 
     logging.basicConfig(
@@ -124,10 +194,18 @@ def _operator(args: argparse.Namespace) -> int:
         log_level=args.gateway_log_level,
     )
     namespaces = [n for item in args.namespace for n in item.split(",") if n]
+    try:
+        configuration = kube_configuration(args.kubeconfig)
+    except (ConfigException, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return _fail(
+            f"no cluster to talk to: not in a pod, and no usable kubeconfig ({first});"
+            " set KUBECONFIG or --kubeconfig"
+        )
     run_operator(
         ControllerSettings(render=render, peering=args.peering),
+        configuration,
         namespaces=namespaces,
-        kubeconfig=args.kubeconfig,
         liveness_endpoint=args.liveness,
     )
     return 0
@@ -150,11 +228,21 @@ def _with_limits(config: GatewayConfig, args: argparse.Namespace) -> GatewayConf
     return config.model_copy(update={"limits": limits})
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return port
+
+
 def _serving_flags(parser: argparse.ArgumentParser, host: str) -> None:
     parser.add_argument("--host", default=host, help=f"address to listen on (default {host})")
-    parser.add_argument("--port", type=int, default=8080, help="MCP port (default 8080)")
+    parser.add_argument("--port", type=_port, default=8080, help="MCP port (default 8080)")
     parser.add_argument(
-        "--metrics-port", type=int, default=9090, help="Prometheus metrics port (default 9090)"
+        "--metrics-port", type=_port, default=9090, help="Prometheus metrics port (default 9090)"
     )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     parser.add_argument(
@@ -192,6 +280,19 @@ def _parser() -> argparse.ArgumentParser:
         help="a manifest file or folder (repeatable): McpServer, HttpApiDataSource, Secret",
     )
     up.add_argument("--server", help="the McpServer to run when the files hold several")
+    up.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        metavar="ORIGIN=URL",
+        help="send what goes to ORIGIN (a baseUrl's or tokenUrl's scheme://host[:port]) to URL"
+        " instead, path kept (repeatable): try manifests against a local API",
+    )
+    up.add_argument(
+        "--allow-ambient-aws-credentials",
+        action="store_true",
+        help="allow AwsSigV4 data sources without key Secrets (this machine's AWS identity)",
+    )
     _serving_flags(up, "127.0.0.1")
     up.set_defaults(run=_up)
 
@@ -221,6 +322,15 @@ def _parser() -> argparse.ArgumentParser:
         help="allow AwsSigV4 data sources without key Secrets (the pod's AWS identity)",
     )
     render.set_defaults(run=_render)
+
+    demo = commands.add_parser(
+        "demo-api", help="serve a small demo HTTP API to try mcpgate with (no Internet needed)"
+    )
+    demo.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    demo.add_argument("--port", type=_port, default=8081, help="port (default 8081)")
+    demo.set_defaults(run=_demo_api)
 
     from mcpgate.render.settings import DEFAULT_IMAGE
 
@@ -288,8 +398,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    args = _parser().parse_args(argv)
-    code: int = args.run(args)
+    try:
+        args = _parser().parse_args(argv)
+        code: int = args.run(args)
+    except KeyboardInterrupt:  # Ctrl-C before a server took over the signal, or in a command
+        sys.stderr.write("mcpgate: interrupted\n")
+        return 130
     return code
 
 

@@ -1,26 +1,126 @@
-"""`mcpgate render`: what the operator would create for some manifests, offline.
+"""The operator's checks, run offline over manifest files: `mcpgate render` and `mcpgate up`.
 
-For CI pipelines and GitOps reviews: the objects as a YAML stream, one line per
-condition of each McpServer (Available is left out: no pods exist offline),
-and an exit code saying whether every server would be Ready.
+Both commands judge the files with the functions the operator uses (`plan_server`,
+`plan_data_source` over a `Namespace` filled from the files instead of from the
+cluster), so the three cannot disagree: same conditions, same reasons, same messages
+naming object and field. Available is left out: no pods exist offline.
+
+`mcpgate render` prints the objects as a YAML stream and one line per condition of
+each McpServer and HttpApiDataSource, and exits by whether every server would be
+Ready. `mcpgate up` prints the lines of the server it runs, then serves it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from mcpgate.manifests import Manifests, load_manifests
+from mcpgate.api import McpServer
+from mcpgate.manifests import ManifestError, Manifests, load_manifests
 from mcpgate.render.conditions import Cond, ready
 from mcpgate.render.refs import Namespace, SecretInfo
-from mcpgate.render.server import ServerPlan, plan_invalid_server, plan_server
+from mcpgate.render.server import ServerPlan, plan_data_source, plan_invalid_server, plan_server
 from mcpgate.render.settings import RenderSettings
 
-__all__ = ["OfflineRender", "render_files"]
+__all__ = [
+    "READ_FILES",
+    "Checked",
+    "OfflineCheck",
+    "OfflineRender",
+    "check_manifests",
+    "render_files",
+]
+
+READ_FILES = (
+    "mcpgate reads McpServer, HttpApiDataSource and Secret manifests from .yaml and .yml"
+    " files; a folder means the files at its top, as kubectl apply -f reads it"
+)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """One object's verdict, as the operator would report it once applied."""
+
+    kind: str
+    namespace: str
+    name: str
+    conditions: list[Cond]  # Ready first
+    plan: ServerPlan | None = None  # McpServers only
+    server: McpServer | None = None  # None when the models refuse the spec
+
+    @property
+    def ready(self) -> Cond:
+        return self.conditions[0]
+
+    def lines(self) -> list[str]:
+        where = f"{self.kind} {self.namespace}/{self.name}"
+        return [
+            f"{where}: {c.type}={c.status} ({c.reason}) {c.message}".rstrip()
+            for c in self.conditions
+        ]
+
+
+@dataclass
+class OfflineCheck:
+    manifests: Manifests
+    spaces: dict[str, Namespace]
+    data_sources: list[Checked] = field(default_factory=list)
+    servers: list[Checked] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        return [line for obj in (*self.data_sources, *self.servers) for line in obj.lines()]
+
+
+def _namespaces(manifests: Manifests, require_secrets: bool) -> dict[str, Namespace]:
+    spaces: dict[str, Namespace] = {}
+
+    def space(name: str) -> Namespace:
+        return spaces.setdefault(name, Namespace(name, assume_secrets=not require_secrets))
+
+    for (ns, name), source in manifests.data_sources.items():
+        space(ns).data_sources[name] = source
+    for (kind, ns, name), invalid in manifests.invalid.items():
+        space(ns)
+        if kind == "HttpApiDataSource":
+            space(ns).invalid_data_sources[name] = "; ".join(invalid.lines)
+    for (ns, name), secret in manifests.secrets.items():
+        space(ns).secrets[name] = SecretInfo.from_values(name, secret.values, secret.type)
+    for ns, _ in manifests.servers:
+        space(ns)
+    return spaces
+
+
+def _offline(plan: ServerPlan) -> list[Cond]:
+    """Ready as it would be once pods run: Available is not known offline."""
+    kept = [c for c in plan.conditions if c.type not in ("Ready", "Available")]
+    return [ready(kept), *kept]
+
+
+def check_manifests(
+    manifests: Manifests, *, settings: RenderSettings, require_secrets: bool
+) -> OfflineCheck:
+    """Every McpServer and HttpApiDataSource of the files, judged as the operator would.
+    Secrets absent from the files are assumed present unless `require_secrets`."""
+    spaces = _namespaces(manifests, require_secrets)
+    check = OfflineCheck(manifests, spaces)
+    source_names = {*manifests.data_sources, *manifests.invalid_names("HttpApiDataSource")}
+    for ns, name in sorted(source_names):
+        conditions = plan_data_source(name, spaces[ns], settings)
+        check.data_sources.append(Checked("HttpApiDataSource", ns, name, conditions))
+    for (ns, name), server in manifests.servers.items():
+        plan = plan_server(server, spaces[ns], settings)
+        check.servers.append(Checked("McpServer", ns, name, _offline(plan), plan, server))
+    for ns, name in manifests.invalid_names("McpServer"):
+        invalid = manifests.invalid[("McpServer", ns, name)]
+        message = "; ".join(invalid.lines)
+        plan = plan_invalid_server(name, ns, invalid.reason, message, settings=settings)
+        check.servers.append(Checked("McpServer", ns, name, _offline(plan), plan))
+    check.servers.sort(key=lambda c: (c.namespace, c.name))
+    return check
 
 
 @dataclass
@@ -45,30 +145,6 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
 _Dumper.add_representer(str, _str)
 
 
-def _namespaces(manifests: Manifests, require_secrets: bool) -> dict[str, Namespace]:
-    spaces: dict[str, Namespace] = {}
-
-    def space(name: str) -> Namespace:
-        return spaces.setdefault(name, Namespace(name, assume_secrets=not require_secrets))
-
-    for (ns, name), source in manifests.data_sources.items():
-        space(ns).data_sources[name] = source
-    for (kind, ns, name), invalid in manifests.invalid.items():
-        if kind == "HttpApiDataSource":
-            space(ns).invalid_data_sources[name] = "; ".join(invalid.lines)
-    for (ns, name), secret in manifests.secrets.items():
-        space(ns).secrets[name] = SecretInfo.from_values(name, secret.values, secret.type)
-    for ns, _ in manifests.servers:
-        space(ns)
-    return spaces
-
-
-def _offline_conditions(plan: ServerPlan) -> list[Cond]:
-    """Ready as it would be once pods run: Available is not known offline."""
-    kept = [c for c in plan.conditions if c.type not in ("Ready", "Available")]
-    return [ready(kept), *kept]
-
-
 def _drop_unknown_uids(obj: dict[str, Any]) -> dict[str, Any]:
     for ref in obj["metadata"].get("ownerReferences", []):
         if not ref.get("uid"):
@@ -83,33 +159,19 @@ def render_files(
     settings: RenderSettings | None = None,
     require_secrets: bool = False,
 ) -> OfflineRender:
-    """Render every McpServer of the files (raises ManifestError for unreadable input)."""
-    settings = settings or RenderSettings()
+    """Render every McpServer of the files. Raises ManifestError for unreadable input and
+    for files that hold no McpServer or HttpApiDataSource (a false pass in CI otherwise)."""
     manifests = load_manifests(paths, namespace, strict=False)
-    spaces = _namespaces(manifests, require_secrets)
-    plans: list[tuple[str, str, ServerPlan]] = []
-    for (ns, name), server in sorted(manifests.servers.items()):
-        plans.append((ns, name, plan_server(server, spaces[ns], settings)))
-    for (kind, ns, name), invalid in sorted(manifests.invalid.items()):
-        if kind == "McpServer":
-            plans.append(
-                (
-                    ns,
-                    name,
-                    plan_invalid_server(
-                        name, ns, invalid.reason, "; ".join(invalid.lines), settings=settings
-                    ),
-                )
-            )
-    objects: list[dict[str, Any]] = []
-    lines: list[str] = []
-    all_ready = True
-    for ns, name, plan in sorted(plans, key=lambda p: (p[0], p[1])):
-        objects.extend(_drop_unknown_uids(o) for o in plan.objects)
-        conditions = _offline_conditions(plan)
-        all_ready &= conditions[0].ok
-        lines.extend(
-            f"McpServer {ns}/{name}: {c.type}={c.status} ({c.reason}) {c.message}".rstrip()
-            for c in conditions
-        )
-    return OfflineRender(objects, lines, all_ready)
+    if not manifests.servers and not manifests.data_sources and not manifests.invalid:
+        raise ManifestError(f"the files hold no McpServer or HttpApiDataSource ({READ_FILES})")
+    check = check_manifests(
+        manifests, settings=settings or RenderSettings(), require_secrets=require_secrets
+    )
+    objects = [
+        _drop_unknown_uids(obj)
+        for server in check.servers
+        if server.plan is not None
+        for obj in server.plan.objects
+    ]
+    all_ready = all(server.ready.ok for server in check.servers)
+    return OfflineRender(objects, check.lines(), all_ready)

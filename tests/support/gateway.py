@@ -28,8 +28,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcpgate.gateway.app import GatewayApp
 from mcpgate.gateway.config import GatewayConfig
 from mcpgate.gateway.server import build_app
-from mcpgate.local import local_credentials, pick_server, prepare
-from mcpgate.manifests import load_manifests
+from mcpgate.local import CredentialsFolder, load_local
+from mcpgate.render.settings import RenderSettings
 
 __all__ = [
     "RunningGateway",
@@ -92,10 +92,11 @@ async def gateway_from_manifests(
     """What `mcpgate up -f PATH` runs, in-process. `overrides` replace data source fields
     (e.g. {"billing": {"base_url": upstream.url, "token_url": ...}}) so examples can point
     at loopback servers."""
-    manifests = load_manifests(paths)
-    local = pick_server(manifests, server)
-    with local_credentials(local, manifests) as folder:
-        config = prepare(local, folder)
+    local, manifests = load_local(paths, server, RenderSettings())
+    assert local.ready, local.lines
+    folder = CredentialsFolder()
+    try:
+        config = folder.config(local, manifests)
         for name, given in (overrides or {}).items():
             fields = dict(given)
             source = config.data_sources[name]
@@ -109,6 +110,8 @@ async def gateway_from_manifests(
             )
         async with running_gateway(config) as gw:
             yield gw
+    finally:
+        folder.remove()
 
 
 @contextlib.asynccontextmanager

@@ -8,6 +8,7 @@ because the API server refuses CEL rules over unbounded values.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, WithJsonSchema
@@ -16,6 +17,8 @@ from pydantic.alias_generators import to_camel
 __all__ = [
     "API_GROUP",
     "API_VERSION",
+    "DATA_KEY_PATTERN",
+    "DATA_KEY_RULE",
     "DNS1035_LABEL",
     "DNS1123_SUBDOMAIN",
     "Condition",
@@ -31,6 +34,7 @@ __all__ = [
     "SecretRef",
     "ShortString",
     "cel",
+    "is_data_key",
     "list_map",
 ]
 
@@ -39,13 +43,19 @@ API_VERSION: Final = "mcpgate.io/v1alpha1"
 
 DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 DNS1035_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
-_DATA_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+# A Secret or ConfigMap data key as Kubernetes takes it: `[-._a-zA-Z0-9]+`, but not `.` or
+# `..` and not starting with `..` (a key names a file in a mounted volume). Go's regexp
+# (the API server's) has no lookahead, hence the spelled-out form.
+DATA_KEY_PATTERN: Final = r"^\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"
+DATA_KEY_RULE: Final = (
+    "letters, digits, '-', '_' and '.', at most 253, not '.' or '..' and not starting with '..'"
+)
 
 DnsSubdomain = Annotated[
     str, StringConstraints(min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN)
 ]
 SecretKey = Annotated[
-    str, StringConstraints(min_length=1, max_length=253, pattern=_DATA_KEY_PATTERN)
+    str, StringConstraints(min_length=1, max_length=253, pattern=DATA_KEY_PATTERN)
 ]
 ShortString = Annotated[str, StringConstraints(max_length=253)]
 LabelMap = Annotated[
@@ -74,6 +84,11 @@ Quantity = Annotated[
         }
     ),
 ]
+
+
+def is_data_key(key: str) -> bool:
+    """Whether Kubernetes accepts `key` as a key of a Secret's data."""
+    return len(key) <= 253 and re.fullmatch(DATA_KEY_PATTERN, key) is not None
 
 
 def cel(rule: str, message: str, field_path: str | None = None) -> JsonValue:

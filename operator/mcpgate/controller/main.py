@@ -83,12 +83,12 @@ async def operator(
 
 def run_operator(
     settings: ControllerSettings,
+    configuration: Any,
     *,
     namespaces: Sequence[str],
-    kubeconfig: str | None,
     liveness_endpoint: str | None,
 ) -> None:
-    configuration = kube_configuration(kubeconfig)
+    """The operator until SIGTERM or SIGINT, with a configuration from kube_configuration."""
     asyncio.run(
         operator(
             settings, configuration, namespaces=namespaces, liveness_endpoint=liveness_endpoint

@@ -21,10 +21,10 @@ from mcpgate.api import HttpApiDataSource, McpServer
 from mcpgate.api.errors import error_lines, invalid_reason
 from mcpgate.controller.drift import merge_patch, needs_write, owned_by
 from mcpgate.controller.kube import KubeClient
-from mcpgate.render.conditions import Cond, data_source_conditions, merge_conditions
+from mcpgate.render.conditions import Cond, merge_conditions
 from mcpgate.render.objects import config_map_name
-from mcpgate.render.refs import Namespace, SecretInfo, data_source_problems
-from mcpgate.render.server import ServerPlan, plan_invalid_server, plan_server
+from mcpgate.render.refs import Namespace, SecretInfo
+from mcpgate.render.server import ServerPlan, plan_data_source, plan_invalid_server, plan_server
 from mcpgate.render.settings import RenderSettings
 
 __all__ = ["Reconciler", "State", "secret_names"]
@@ -248,14 +248,7 @@ class Reconciler:
             if body is None:
                 return
             space = self.state.namespace_for(namespace, [name])
-            source = space.data_sources.get(name)
-            problems = data_source_problems(source, space) if source is not None else []
-            conditions = data_source_conditions(
-                source,
-                space.invalid_data_sources.get(name),
-                problems,
-                allow_ambient_aws=self.settings.allow_ambient_aws_credentials,
-            )
+            conditions = plan_data_source(name, space, self.settings)
             await self._write_status("HttpApiDataSource", body, {"conditions": conditions})
 
     # --- both -----------------------------------------------------------------------------

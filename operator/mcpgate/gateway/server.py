@@ -12,8 +12,10 @@ import gc
 import ipaddress
 import logging
 import signal
+import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import Literal
 
 import uvicorn
 from prometheus_client import start_http_server
@@ -23,7 +25,15 @@ from mcpgate.gateway.config import GatewayConfig
 from mcpgate.gateway.credentials import CredentialStore
 from mcpgate.gateway.observability import Metrics, configure_logging
 
-__all__ = ["build_app", "is_loopback", "serve"]
+__all__ = [
+    "PortUnavailable",
+    "build_app",
+    "is_loopback",
+    "listen",
+    "serve",
+    "serve_app",
+    "serving_line",
+]
 
 log = logging.getLogger("mcpgate.gateway")
 
@@ -31,6 +41,14 @@ GRACEFUL_SHUTDOWN_SECONDS = 25  # below Kubernetes' default 30 s termination gra
 
 
 class _Server(uvicorn.Server):
+    def take_signals(self) -> None:
+        """SIGTERM/SIGINT from now on start the graceful shutdown, even before `run`: a
+        signal that arrives while the ports are bound and the app starts is not lost,
+        and does not kill the process halfway."""
+        if threading.current_thread() is threading.main_thread():
+            for sig in _SIGNALS:
+                signal.signal(sig, self.handle_exit)
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         """SIGTERM/SIGINT start uvicorn's graceful shutdown, then the process exits
@@ -60,10 +78,35 @@ def is_loopback(host: str) -> bool:
 
 
 def build_app(
-    config: GatewayConfig, *, loopback_only: bool = False
+    config: GatewayConfig, *, loopback_only: bool = False, metrics: Metrics | None = None
 ) -> tuple[GatewayApp, CredentialStore]:
     credentials = CredentialStore(config.credentials_dir)
-    return GatewayApp(config, credentials, Metrics(), loopback_only=loopback_only), credentials
+    app = GatewayApp(config, credentials, metrics or Metrics(), loopback_only=loopback_only)
+    return app, credentials
+
+
+class PortUnavailable(Exception):
+    """A port cannot be listened on (in use, privileged, or the address is not ours)."""
+
+    def __init__(self, port: int, role: Literal["mcp", "metrics"], reason: str) -> None:
+        super().__init__(f"port {port}: {reason}")
+        self.port = port
+        self.role = role
+        self.reason = reason
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket; PortUnavailable (role `mcp`) if it cannot be had."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
+        sock.listen(2048)
+    except OSError as err:
+        sock.close()
+        raise PortUnavailable(port, "mcp", err.strerror or str(err)) from None
+    return sock
 
 
 def serve(
@@ -75,18 +118,43 @@ def serve(
     loopback_only: bool = False,
     log_level: str = "info",
 ) -> None:
-    """Serve until SIGTERM or SIGINT."""
+    """Serve one configuration until SIGTERM or SIGINT (`mcpgate gateway`)."""
     app, _ = build_app(config, loopback_only=loopback_only)
-    configure_logging(log_level, app.runner.known_secrets)
-    start_http_server(metrics_port, addr=host, registry=app.metrics.registry)
-    log.info(
-        "serving McpServer %s: %d tools at http://%s:%d/mcp, metrics on port %d",
-        config.server_name,
-        len(config.tools),
-        host,
-        port,
-        metrics_port,
+    serve_app(
+        app,
+        app.metrics,
+        host=host,
+        port=port,
+        metrics_port=metrics_port,
+        known_secrets=app.runner.known_secrets,
+        log_level=log_level,
+        on_listening=lambda: log.info("%s", serving_line(config, host, port, metrics_port)),
     )
+
+
+def serving_line(config: GatewayConfig, host: str, port: int, metrics_port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return (
+        f"serving McpServer {config.server_name}: {len(config.tools)} tools"
+        f" at http://{shown}:{port}/mcp, metrics on port {metrics_port}"
+    )
+
+
+def serve_app(
+    app: Callable[..., Awaitable[None]],
+    metrics: Metrics,
+    *,
+    host: str,
+    port: int,
+    metrics_port: int,
+    known_secrets: Callable[[], Iterable[str]],
+    log_level: str = "info",
+    on_listening: Callable[[], None] = lambda: None,
+) -> None:
+    """Listen on both ports, then serve `app` until SIGTERM or SIGINT. Raises
+    PortUnavailable before anything is served or said (`on_listening` runs once both
+    ports are had), so no line claims a port that was not had."""
+    configure_logging(log_level, known_secrets)
     server = _Server(
         uvicorn.Config(
             app,
@@ -101,9 +169,17 @@ def serve(
             timeout_keep_alive=30,
         )
     )
+    server.take_signals()
+    sock = listen(host, port)
+    try:
+        start_http_server(metrics_port, addr=host, registry=metrics.registry)
+    except OSError as err:
+        sock.close()
+        raise PortUnavailable(metrics_port, "metrics", err.strerror or str(err)) from None
+    on_listening()
     # Everything built so far (modules, models, the compiled tools) lives as long as the
     # process: keep it out of the cyclic collector's full passes, which would otherwise
     # walk it again and again under load.
     gc.collect()
     gc.freeze()
-    server.run()
+    server.run(sockets=[sock])

@@ -16,6 +16,7 @@ from mcpgate.render.conditions import (
     Cond,
     accepted,
     available,
+    data_source_conditions,
     passthrough,
     ready,
     resolved_refs,
@@ -24,12 +25,13 @@ from mcpgate.render.objects import render_objects, server_url
 from mcpgate.render.refs import (
     AMBIENT_AWS_NOT_ALLOWED,
     Namespace,
+    data_source_problems,
     key_secret_problem,
     server_ref_problems,
 )
 from mcpgate.render.settings import RenderSettings
 
-__all__ = ["ServerPlan", "plan_invalid_server", "plan_server"]
+__all__ = ["ServerPlan", "plan_data_source", "plan_invalid_server", "plan_server"]
 
 WARNING_REASONS = frozenset({"DataSourceHasAuth", "InsecureDownstream"})
 
@@ -166,4 +168,16 @@ def plan_invalid_server(
             "readyReplicas": 0,
             "conditions": conditions,
         },
+    )
+
+
+def plan_data_source(name: str, namespace: Namespace, settings: RenderSettings) -> list[Cond]:
+    """The conditions of one HttpApiDataSource of `namespace` (valid or not)."""
+    source = namespace.data_sources.get(name)
+    problems = data_source_problems(source, namespace) if source is not None else []
+    return data_source_conditions(
+        source,
+        namespace.invalid_data_sources.get(name),
+        problems,
+        allow_ambient_aws=settings.allow_ambient_aws_credentials,
     )

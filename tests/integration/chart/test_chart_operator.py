@@ -278,6 +278,9 @@ class Invocation:
     liveness_endpoint: str | None
 
 
+IN_CLUSTER = object()  # what the in-cluster configuration stands for here
+
+
 def invocation(deployment: Obj, monkeypatch: pytest.MonkeyPatch) -> Invocation:
     """What `mcpgate operator` runs with the rendered Deployment's args and environment:
     `mcpgate.cli.main` itself parses them and builds the settings; only the final
@@ -285,19 +288,24 @@ def invocation(deployment: Obj, monkeypatch: pytest.MonkeyPatch) -> Invocation:
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     seen: list[Invocation] = []
 
+    def configure(kubeconfig: str | None) -> object:
+        assert kubeconfig is None  # in-cluster
+        return IN_CLUSTER
+
     def record(
         settings: ControllerSettings,
+        configuration: object,
         *,
         namespaces: list[str],
-        kubeconfig: str | None,
         liveness_endpoint: str | None,
     ) -> None:
-        assert kubeconfig is None  # in-cluster
+        assert configuration is IN_CLUSTER
         seen.append(Invocation(settings, list(namespaces), liveness_endpoint))
 
     with monkeypatch.context() as mp:
         for var in container.get("env") or []:
             mp.setenv(var["name"], var["value"])
+        mp.setattr(controller_main, "kube_configuration", configure)
         mp.setattr(controller_main, "run_operator", record)
         assert "command" not in container  # the image's entrypoint is `mcpgate`
         assert cli.main(container["args"]) == 0

@@ -45,6 +45,23 @@ def _key_paths(value: Any, path: str = "") -> set[str]:
     return out
 
 
+# Fields API.md shows that open issues bring, by the subtree that holds them. The test
+# fails when one of them appears in the CRDs, so that its line goes with the issue.
+PENDING = {
+    ".spec.auth.tokenExchange": "#18 token exchange",
+    ".spec.authorization.oauth2": "#18 inbound OAuth2",
+    ".spec.publicUrl": "#18 inbound OAuth2 (RFC 9728 resource URL)",
+    ".spec.toolAccess": "#18 tool access",
+    ".spec.tools[].title": "#15 MCP tool titles",
+    ".spec.openAPI": "#17 OpenAPI documents",
+    ".status.openAPI": "#17 OpenAPI documents",
+}
+
+
+def _pending(path: str) -> str | None:
+    return next((k for k in PENDING if path == k or path.startswith((k + ".", k + "["))), None)
+
+
 def test_every_field_api_md_shows_exists_in_the_crd() -> None:
     objects = _api_md_objects()
     assert {o["kind"] for o in objects} == {"McpServer", "HttpApiDataSource"}
@@ -64,7 +81,9 @@ def test_every_field_api_md_shows_exists_in_the_crd() -> None:
             )
         }
         assert len(shown) > 20
-        assert shown - known == set(), obj["kind"]
+        assert {p for p in shown - known if _pending(p) is None} == set(), obj["kind"]
+        landed = {p for p in shown & known if _pending(p) is not None}
+        assert landed == set(), f"these fields exist now: drop their PENDING entries {landed}"
 
 
 def test_reference_page_is_generated_from_the_models() -> None:

@@ -1,5 +1,6 @@
 """`mcpgate render` (API.md "Command line"): the YAML stream of the objects the operator
-would create, one stderr line per condition of each McpServer (Available left out), and
+would create, one stderr line per condition of each McpServer (Available left out) and
+HttpApiDataSource, and
 the exit code: 0 when every server would be Ready, 1 when some would not, 2 for invalid
 input."""
 
@@ -25,7 +26,7 @@ from support.paths import EXAMPLE_DIRS, EXAMPLES
 
 Body = dict[str, Any]
 LINE = re.compile(
-    r"^McpServer (?P<ns>[^/ ]+)/(?P<name>[^: ]+): (?P<type>[A-Za-z]+)="
+    r"^(?P<kind>McpServer|HttpApiDataSource) (?P<ns>[^/ ]+)/(?P<name>[^: ]+): (?P<type>[A-Za-z]+)="
     r"(?P<status>True|False|Unknown) \((?P<reason>[A-Za-z]+)\)(?P<message> .*)?$"
 )
 PASSTHROUGH = {"bearer-passthrough", "passthrough-misconfigured"}
@@ -50,10 +51,12 @@ class Run:
             matches.append(match)
         return matches
 
-    def conditions(self, name: str, ns: str = "default") -> dict[str, re.Match[str]]:
+    def conditions(
+        self, name: str, ns: str = "default", kind: str = "McpServer"
+    ) -> dict[str, re.Match[str]]:
         found: dict[str, re.Match[str]] = {}
         for match in self.lines:
-            if (match["ns"], match["name"]) == (ns, name):
+            if (match["kind"], match["ns"], match["name"]) == (kind, ns, name):
                 assert match["type"] not in found, f"two {match['type']} lines"
                 found[match["type"]] = match
         return found
@@ -150,7 +153,16 @@ def test_example_prints_one_line_per_condition_without_available(render: Any, fo
     result = render("-f", folder)
     name = server_name(folder)
     conditions = result.conditions(name)
-    assert len(result.lines) == len(conditions), "lines only for this example's server"
+    sources = sorted(load_manifests([folder]).data_sources)
+    assert len(result.lines) == len(conditions) + 2 * len(sources), (
+        "lines only for this example's server and data sources"
+    )
+    for ns, source in sources:
+        lines = result.conditions(source, ns, kind="HttpApiDataSource")
+        assert [(t, m["status"], m["reason"]) for t, m in lines.items()] == [
+            ("Ready", "True", "Ready"),
+            ("ResolvedRefs", "True", "ResolvedRefs"),
+        ]
     expected = {"Ready", "Accepted", "ResolvedRefs"}
     if folder.name in PASSTHROUGH:
         expected.add("PassthroughConfigured")
@@ -376,7 +388,7 @@ def test_missing_data_source(render: Any, tmp_path: Path) -> None:
     assert result.code == 1
     refs = result.conditions("quickstart")["ResolvedRefs"]
     assert (refs["status"], refs["reason"]) == ("False", "DataSourceNotFound")
-    assert "jsonplaceholder" in refs["message"]
+    assert "HttpApiDataSource blog not found" in refs["message"]
     assert result.objects == []
 
 
@@ -387,9 +399,9 @@ def test_invalid_data_source_makes_its_server_invalid(render: Any, tmp_path: Pat
         """
         apiVersion: mcpgate.io/v1alpha1
         kind: HttpApiDataSource
-        metadata: {name: jsonplaceholder}
+        metadata: {name: blog}
         spec:
-          baseUrl: https://jsonplaceholder.typicode.com
+          baseUrl: http://demo-api:8081
           headers: {Authorization: nope}
         """,
     )
@@ -397,7 +409,10 @@ def test_invalid_data_source_makes_its_server_invalid(render: Any, tmp_path: Pat
     assert result.code == 1
     accepted = result.conditions("quickstart")["Accepted"]
     assert (accepted["status"], accepted["reason"]) == ("False", "InvalidSpec")
-    assert "jsonplaceholder" in accepted["message"]
+    assert "HttpApiDataSource blog is invalid" in accepted["message"]
+    ready = result.conditions("blog", kind="HttpApiDataSource")["Ready"]
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert "headers" in ready["message"]
     assert result.objects == []
 
 
@@ -475,7 +490,8 @@ def test_several_folders_and_servers(render: Any) -> None:
     assert result.code == 0
     names = [o["metadata"]["name"] for o in result.objects if o["kind"] == "Deployment"]
     assert names == sorted(["quickstart", "status-mcp"])
-    assert {m["name"] for m in result.lines} == {"quickstart", "status-mcp"}
+    servers = {m["name"] for m in result.lines if m["kind"] == "McpServer"}
+    assert servers == {"quickstart", "status-mcp"}
     # inbound-apikey wants two replicas: a PodDisruptionBudget.
     assert ("PodDisruptionBudget", "status-mcp") in result.kinds()
     assert ("PodDisruptionBudget", "quickstart") not in result.kinds()
@@ -491,11 +507,31 @@ def test_one_server_not_ready_makes_the_exit_code_1(render: Any, tmp_path: Path)
 
 
 def test_no_server_at_all(render: Any, tmp_path: Path) -> None:
+    """A data source alone is judged too; exit 0, since no server would fail to be Ready."""
     write(tmp_path / "only.yaml", QUICKSTART_SOURCE)
     result = render("-f", tmp_path)
     assert result.code == 0
     assert result.objects == []
-    assert result.err == ""
+    assert [(m["kind"], m["type"], m["status"]) for m in result.lines] == [
+        ("HttpApiDataSource", "Ready", "True"),
+        ("HttpApiDataSource", "ResolvedRefs", "True"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "files",
+    [{}, {"sub/mcpserver.yaml": "kind: McpServer"}, {"cm.yaml": "kind: ConfigMap\napiVersion: v1"}],
+    ids=["empty-folder", "folder-of-folders", "no-mcpgate-kind"],
+)
+def test_nothing_to_render_is_invalid_input(
+    render: Any, tmp_path: Path, files: dict[str, str]
+) -> None:
+    """Exit 0 on a folder with nothing in it would be a false pass in CI."""
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    result = render("-f", tmp_path)
+    assert_invalid_input(result, "no McpServer or HttpApiDataSource", ".yaml and .yml")
 
 
 def test_folders_read_only_yaml_files(render: Any, tmp_path: Path) -> None:
@@ -508,7 +544,11 @@ def test_folders_read_only_yaml_files(render: Any, tmp_path: Path) -> None:
 
 
 def test_a_list_document(render: Any, tmp_path: Path) -> None:
-    docs = [yaml.safe_load(p.read_text()) for p in sorted((EXAMPLES / "quickstart").glob("*.yaml"))]
+    docs = [
+        doc
+        for p in sorted((EXAMPLES / "quickstart").glob("*.yaml"))
+        for doc in yaml.safe_load_all(p.read_text())
+    ]
     (tmp_path / "list.yaml").write_text(
         yaml.safe_dump({"kind": "List", "items": docs}, sort_keys=False)
     )
