@@ -15,7 +15,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +37,7 @@ __all__ = [
     "gateway_from_manifests",
     "mcp_session",
     "running_gateway",
+    "serve_in_thread",
 ]
 
 
@@ -55,7 +56,8 @@ class RunningGateway:
 
 
 @contextlib.contextmanager
-def _serve_in_thread(app: GatewayApp) -> Iterator[str]:
+def serve_in_thread(app: Callable[..., Awaitable[None]]) -> Iterator[str]:
+    """Any ASGI app under uvicorn on 127.0.0.1:<free port>, in a thread: its base URL."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -81,18 +83,22 @@ async def running_gateway(
     config: GatewayConfig, *, loopback_only: bool = False
 ) -> AsyncIterator[RunningGateway]:
     app, _ = build_app(config, loopback_only=loopback_only)
-    with _serve_in_thread(app) as base:
+    with serve_in_thread(app) as base:
         yield RunningGateway(url=f"{base}/mcp", base=base, app=app)
 
 
 @contextlib.asynccontextmanager
 async def gateway_from_manifests(
-    paths: list[str | Path], *, server: str | None = None, overrides: dict[str, Any] | None = None
+    paths: list[str | Path],
+    *,
+    server: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    upstreams: dict[str, str] | None = None,
 ) -> AsyncIterator[RunningGateway]:
-    """What `mcpgate up -f PATH` runs, in-process. `overrides` replace data source fields
-    (e.g. {"billing": {"base_url": upstream.url, "token_url": ...}}) so examples can point
-    at loopback servers."""
-    local, manifests = load_local(paths, server, RenderSettings())
+    """What `mcpgate up -f PATH [--upstream ORIGIN=URL]` runs, in-process. `overrides`
+    replace data source fields (e.g. {"billing": {"base_url": upstream.url, "token_url":
+    ...}}) so examples can point at loopback servers."""
+    local, manifests = load_local(paths, server, RenderSettings(), upstreams=upstreams)
     assert local.ready, local.lines
     folder = CredentialsFolder()
     try:
