@@ -13,9 +13,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import functools
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -27,7 +29,7 @@ from mcpgate.render.objects import labels
 from mcpgate.render.refs import SecretInfo
 from mcpgate.render.settings import RenderSettings
 
-__all__ = ["ControllerSettings", "make_registry"]
+__all__ = ["ControllerSettings", "make_registry", "secret_info"]
 
 log = logging.getLogger("mcpgate.operator")
 
@@ -112,11 +114,7 @@ def make_registry(settings: ControllerSettings, kube: KubeClient) -> kopf.Operat
 
     @kopf.index("secrets", id="mcpgate_secrets", registry=registry)
     def mcpgate_secrets(name: str, namespace: str | None, body: kopf.Body, **_: Any) -> Any:
-        data = body.get("data") or {}
-        # Only emptiness is kept of a value: base64 of an empty value (or of "\n") is short.
-        nonempty = {k for k, v in data.items() if v and v not in ("", "Cg==")}
-        info = SecretInfo(name, frozenset(data), frozenset(nonempty), str(body.get("type", "")))
-        return {(_ns(namespace), name): info}
+        return {(_ns(namespace), name): secret_info(name, body)}
 
     @kopf.index(GROUP, "v1alpha1", "mcpservers", id="mcpgate_servers", registry=registry)
     def mcpgate_servers(name: str, namespace: str | None, body: kopf.Body, **_: Any) -> Any:
@@ -193,6 +191,21 @@ def make_registry(settings: ControllerSettings, kube: KubeClient) -> kopf.Operat
                     )
 
     return registry
+
+
+def secret_info(name: str, body: Mapping[str, Any]) -> SecretInfo:
+    """What the Secret index keeps of a Secret: key names and whether each value counts as
+    empty, never a value."""
+    values = {k: _decoded(v) for k, v in (body.get("data") or {}).items()}
+    return SecretInfo.from_values(name, values, str(body.get("type", "")))
+
+
+def _decoded(value: Any) -> bytes:
+    """A value of a Secret's `data` (base64; the API server refuses anything else)."""
+    try:
+        return base64.b64decode(value or b"", validate=True)
+    except (binascii.Error, TypeError, ValueError):
+        return b""
 
 
 def _ns(namespace: str | None) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from mcpgate.api import HttpApiDataSource, McpServer, SecretKeyRef
 from mcpgate.api.datasource import HttpApiDataSourceSpec
+from mcpgate.gateway.config import MIN_CREDENTIAL_LENGTH, is_empty_value
 
 __all__ = [
     "AMBIENT_AWS_NOT_ALLOWED",
@@ -33,7 +34,7 @@ AMBIENT_AWS_NOT_ALLOWED = (
 @dataclass(frozen=True)
 class SecretInfo:
     """A Secret as the operator may know it: its key names, and which values are non-empty
-    (after dropping one trailing newline)."""
+    (as the gateway reads them: `gateway.config.credential_value`)."""
 
     name: str
     keys: frozenset[str]
@@ -44,7 +45,8 @@ class SecretInfo:
     def from_values(
         cls, name: str, values: Mapping[str, bytes], type_: str = "Opaque"
     ) -> SecretInfo:
-        nonempty = {k for k, v in values.items() if v.removesuffix(b"\n")}
+        """Key names and the yes/no of each value; the values themselves are not kept."""
+        nonempty = {k for k, v in values.items() if not is_empty_value(v)}
         return cls(name, frozenset(values), frozenset(nonempty), type_)
 
 
@@ -120,8 +122,8 @@ def data_source_problems(
             problems.append(
                 RefProblem(
                     "SecretKeyNotFound",
-                    f"{prefix}Secret {ref.name} key {ref.key} is empty ({path}); an empty value is"
-                    " never a credential",
+                    f"{prefix}Secret {ref.name} key {ref.key} is empty ({path}); an empty value,"
+                    f" or one under {MIN_CREDENTIAL_LENGTH} characters, is never a credential",
                 )
             )
     return problems
