@@ -32,6 +32,7 @@ __all__ = [
     "ShortString",
     "cel",
     "list_map",
+    "secret_key_refs",
 ]
 
 API_GROUP: Final = "mcpgate.io"
@@ -113,6 +114,29 @@ class SecretKeyRef(KubeModel):
     """Name of the Secret."""
     key: SecretKey
     """Key inside the Secret's data."""
+
+
+def secret_key_refs(model: BaseModel, path: str = "") -> list[tuple[str, SecretKeyRef]]:
+    """Every `SecretKeyRef` set anywhere in `model`, with the wire path of its field
+    (`auth.bearer.tokenSecretRef`), in field order. Found by walking the model, not by a
+    list: a field added to any model is found (and mounted) without more code."""
+    found: list[tuple[str, SecretKeyRef]] = []
+    for name, info in type(model).model_fields.items():
+        wire = info.alias or name
+        found += _refs_in(getattr(model, name), f"{path}.{wire}" if path else wire)
+    return found
+
+
+def _refs_in(value: Any, path: str) -> list[tuple[str, SecretKeyRef]]:
+    if isinstance(value, SecretKeyRef):
+        return [(path, value)]
+    if isinstance(value, BaseModel):
+        return secret_key_refs(value, path)
+    if isinstance(value, list | tuple):
+        return [ref for i, item in enumerate(value) for ref in _refs_in(item, f"{path}[{i}]")]
+    if isinstance(value, dict):
+        return [ref for key, item in value.items() for ref in _refs_in(item, f"{path}.{key}")]
+    return []
 
 
 class SecretRef(KubeModel):

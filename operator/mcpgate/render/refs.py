@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from mcpgate.api import HttpApiDataSource, McpServer, SecretKeyRef
-from mcpgate.api.datasource import HttpApiDataSourceSpec
+from mcpgate.api import HttpApiDataSource, McpServer
+from mcpgate.api.common import secret_key_refs
 from mcpgate.gateway.config import MIN_CREDENTIAL_LENGTH, is_empty_value
 
 __all__ = [
@@ -20,7 +20,6 @@ __all__ = [
     "RefProblem",
     "SecretInfo",
     "data_source_problems",
-    "key_refs",
     "key_secret_problem",
     "server_ref_problems",
 ]
@@ -71,33 +70,6 @@ class Namespace:
     assume_secrets: bool = False
 
 
-def key_refs(spec: HttpApiDataSourceSpec) -> list[tuple[str, SecretKeyRef]]:
-    """Every Secret key a data source reads, with the field that names it."""
-    refs: list[tuple[str, SecretKeyRef | None]] = []
-    if spec.tls is not None:
-        refs.append(("tls.caSecretRef", spec.tls.ca_secret_ref))
-    auth = spec.auth
-    if auth.api_key is not None:
-        refs.append(("auth.apiKey.valueSecretRef", auth.api_key.value_secret_ref))
-    if auth.bearer is not None:
-        refs.append(("auth.bearer.tokenSecretRef", auth.bearer.token_secret_ref))
-    if auth.basic is not None:
-        refs.append(("auth.basic.usernameSecretRef", auth.basic.username_secret_ref))
-        refs.append(("auth.basic.passwordSecretRef", auth.basic.password_secret_ref))
-    oauth = auth.oauth2_client_credentials
-    if oauth is not None:
-        refs.append(("auth.oauth2ClientCredentials.clientIdSecretRef", oauth.client_id_secret_ref))
-        refs.append(
-            ("auth.oauth2ClientCredentials.clientSecretSecretRef", oauth.client_secret_secret_ref)
-        )
-    aws = auth.aws_sig_v4
-    if aws is not None:
-        refs.append(("auth.awsSigV4.accessKeyIdSecretRef", aws.access_key_id_secret_ref))
-        refs.append(("auth.awsSigV4.secretAccessKeySecretRef", aws.secret_access_key_secret_ref))
-        refs.append(("auth.awsSigV4.sessionTokenSecretRef", aws.session_token_secret_ref))
-    return [(path, ref) for path, ref in refs if ref is not None]
-
-
 def data_source_problems(
     source: HttpApiDataSource, namespace: Namespace, *, owner: str | None = None
 ) -> list[RefProblem]:
@@ -105,7 +77,7 @@ def data_source_problems(
     messages (a server reports its data sources' problems)."""
     prefix = f"{owner}: " if owner else ""
     problems = []
-    for path, ref in key_refs(source.spec):
+    for path, ref in secret_key_refs(source.spec):
         secret = namespace.secrets.get(ref.name)
         if secret is None:
             if not namespace.assume_secrets:
