@@ -15,12 +15,13 @@ import yaml
 from pydantic import BaseModel, JsonValue
 
 from mcpgate.api.common import API_GROUP
+from mcpgate.api.conditions import ConditionType
 from mcpgate.api.datasource import HttpApiDataSourceSpec, HttpApiDataSourceStatus
 from mcpgate.api.mcpserver import MCPSERVER_ROOT_VALIDATIONS, McpServerSpec, McpServerStatus
 
 __all__ = ["KINDS", "CrdKind", "crd", "crd_yaml", "crds_yaml", "structural"]
 
-_READY = '.status.conditions[?(@.type=="Ready")].status'
+_READY = f'.status.conditions[?(@.type=="{ConditionType.READY}")].status'
 _AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from mcpgate.api import HttpApiDataSource, McpServer
 from mcpgate.api.common import secret_key_refs
+from mcpgate.api.conditions import Reason
 from mcpgate.gateway.config import MIN_CREDENTIAL_LENGTH, is_empty_value
 
 __all__ = [
@@ -82,18 +83,21 @@ def data_source_problems(
         if secret is None:
             if not namespace.assume_secrets:
                 problems.append(
-                    RefProblem("SecretNotFound", f"{prefix}Secret {ref.name} ({path}) not found")
+                    RefProblem(
+                        Reason.SECRET_NOT_FOUND, f"{prefix}Secret {ref.name} ({path}) not found"
+                    )
                 )
         elif ref.key not in secret.keys:
             problems.append(
                 RefProblem(
-                    "SecretKeyNotFound", f"{prefix}Secret {ref.name} has no key {ref.key} ({path})"
+                    Reason.SECRET_KEY_NOT_FOUND,
+                    f"{prefix}Secret {ref.name} has no key {ref.key} ({path})",
                 )
             )
         elif ref.key not in secret.nonempty_keys:
             problems.append(
                 RefProblem(
-                    "SecretKeyNotFound",
+                    Reason.SECRET_KEY_NOT_FOUND,
                     f"{prefix}Secret {ref.name} key {ref.key} is empty ({path}); an empty value,"
                     f" or one under {MIN_CREDENTIAL_LENGTH} characters, is never a credential",
                 )
@@ -111,11 +115,11 @@ def key_secret_problem(server: McpServer, namespace: Namespace) -> RefProblem | 
         if namespace.assume_secrets:
             return None
         return RefProblem(
-            "SecretNotFound", f"Secret {ref.name} (authorization.apiKeySecretRef) not found"
+            Reason.SECRET_NOT_FOUND, f"Secret {ref.name} (authorization.apiKeySecretRef) not found"
         )
     if not secret.nonempty_keys:
         return RefProblem(
-            "ApiKeysMissing",
+            Reason.API_KEYS_MISSING,
             f"Secret {ref.name} (authorization.apiKeySecretRef) holds no non-empty value:"
             " add at least one API key",
         )
@@ -128,7 +132,9 @@ def server_ref_problems(server: McpServer, namespace: Namespace) -> list[RefProb
     for name in server.spec.data_source_names():
         source = namespace.data_sources.get(name)
         if source is None and name not in namespace.invalid_data_sources:
-            problems.append(RefProblem("DataSourceNotFound", f"HttpApiDataSource {name} not found"))
+            problems.append(
+                RefProblem(Reason.DATA_SOURCE_NOT_FOUND, f"HttpApiDataSource {name} not found")
+            )
         elif source is not None:
             problems.extend(
                 data_source_problems(source, namespace, owner=f"HttpApiDataSource {name}")

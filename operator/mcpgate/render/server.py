@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcpgate.api import McpServer
+from mcpgate.api.conditions import WARNING_REASONS, ConditionType, Reason
 from mcpgate.gateway.config import GatewayConfig
 from mcpgate.render.conditions import (
     Cond,
@@ -30,8 +31,6 @@ from mcpgate.render.refs import (
 from mcpgate.render.settings import RenderSettings
 
 __all__ = ["ServerPlan", "plan_invalid_server", "plan_server"]
-
-WARNING_REASONS = frozenset({"DataSourceHasAuth", "InsecureDownstream"})
 
 
 @dataclass
@@ -61,7 +60,7 @@ class ServerPlan:
 
     @property
     def ready(self) -> bool:
-        return next(c for c in self.conditions if c.type == "Ready").ok
+        return next(c for c in self.conditions if c.type == ConditionType.READY).ok
 
 
 def _invalid_sources(
@@ -122,7 +121,7 @@ def plan_server(
     """The plan for a server whose spec passed the models' validation."""
     invalid_sources = _invalid_sources(server, namespace, settings)
     accept = accepted(
-        ("InvalidSpec", invalid_sources) if invalid_sources else None, conflicts or []
+        (Reason.INVALID_SPEC, invalid_sources) if invalid_sources else None, conflicts or []
     )
     refs = resolved_refs(server_ref_problems(server, namespace))
     plan = ServerPlan(conditions=[])
@@ -151,12 +150,15 @@ def plan_invalid_server(
     port: int = 8080,
 ) -> ServerPlan:
     """The plan for a server whose spec the models refuse: report it, touch nothing."""
-    accept = Cond("Accepted", "False", reason, message)
+    accept = Cond(ConditionType.ACCEPTED, "False", reason, message)
     refs = Cond(
-        "ResolvedRefs", "Unknown", "NotChecked", "references are checked once the spec is valid"
+        ConditionType.RESOLVED_REFS,
+        "Unknown",
+        Reason.NOT_CHECKED,
+        "references are checked once the spec is valid",
     )
-    avail = Cond("Available", "Unknown", "NotChecked", "the spec is not valid")
-    conditions = [Cond("Ready", "False", reason, message), accept, refs, avail]
+    avail = Cond(ConditionType.AVAILABLE, "Unknown", Reason.NOT_CHECKED, "the spec is not valid")
+    conditions = [Cond(ConditionType.READY, "False", reason, message), accept, refs, avail]
     host = f"{server_name}.{namespace}.svc.{settings.cluster_domain}"
     return ServerPlan(
         conditions=conditions,
