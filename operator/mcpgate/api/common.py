@@ -16,6 +16,7 @@ from pydantic.alias_generators import to_camel
 __all__ = [
     "API_GROUP",
     "API_VERSION",
+    "CRD_VERSION",
     "DNS1035_LABEL",
     "DNS1123_SUBDOMAIN",
     "Condition",
@@ -36,6 +37,8 @@ __all__ = [
 ]
 
 API_GROUP: Final = "mcpgate.io"
+CRD_VERSION: Final = "v1alpha1"
+# f"{API_GROUP}/{CRD_VERSION}", spelled out so that it types as a Literal (a test checks).
 API_VERSION: Final = "mcpgate.io/v1alpha1"
 
 DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"

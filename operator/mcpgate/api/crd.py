@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, JsonValue
 
-from mcpgate.api.common import API_GROUP
+from mcpgate.api.common import API_GROUP, API_VERSION, CRD_VERSION
 from mcpgate.api.conditions import ConditionType
 from mcpgate.api.datasource import HttpApiDataSourceSpec, HttpApiDataSourceStatus
 from mcpgate.api.mcpserver import MCPSERVER_ROOT_VALIDATIONS, McpServerSpec, McpServerStatus
@@ -150,7 +150,7 @@ def crd(kind: CrdKind) -> dict[str, Any]:
         "description": kind.description,
         "required": ["spec"],
         "properties": {
-            "apiVersion": {"type": "string", "description": "mcpgate.io/v1alpha1"},
+            "apiVersion": {"type": "string", "description": API_VERSION},
             "kind": {"type": "string", "description": kind.kind},
             "metadata": {"type": "object"},
             "spec": spec_schema,
@@ -179,7 +179,7 @@ def crd(kind: CrdKind) -> dict[str, Any]:
             },
             "versions": [
                 {
-                    "name": "v1alpha1",
+                    "name": CRD_VERSION,
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},

@@ -7,7 +7,8 @@ import asyncio
 import copy
 from typing import Any
 
-from mcpgate.controller.reconcile import OWNED_NAMES, Reconciler, State
+from mcpgate.controller.reconcile import Reconciler, State
+from mcpgate.render.objects import OWNED_KINDS
 from mcpgate.render.refs import SecretInfo
 from mcpgate.render.settings import RenderSettings
 
@@ -125,7 +126,7 @@ async def test_reconciles_of_one_server_never_overlap() -> None:
     reconciler, _ = _reconciler(kube, copy.deepcopy(SERVER))
     await asyncio.gather(*(reconciler.server("ns", "s") for _ in range(10)))
     # One reconcile reads its owned objects at once; ten overlapping ones would read 50.
-    assert kube.most_reading == len(OWNED_NAMES)
+    assert kube.most_reading == len(OWNED_KINDS)
     assert not kube.write_overlapped
     assert sum(1 for op, kind, _ in kube.writes if op == "create" and kind == "Deployment") == 1
 
