@@ -10,6 +10,7 @@ import re
 import pytest
 
 from mcpgate.api.conditions import ROWS, ConditionType, Reason, conditions_markdown
+from mcpgate.gateway.config import MIN_CREDENTIAL_LENGTH
 
 from support.paths import DOCS, ROOT
 
@@ -40,6 +41,11 @@ def test_every_reason_of_api_md_is_named() -> None:
 def test_every_type_of_api_md_is_named() -> None:
     types = {row[1] for row in _api_md_conditions_table()}
     assert types - set(_names(ConditionType).values()) == set()
+
+
+def test_the_page_states_the_empty_value_rule_as_the_gateway_applies_it() -> None:
+    """api/ may not import the gateway, so the page's number is checked here."""
+    assert f"under {MIN_CREDENTIAL_LENGTH} characters" in conditions_markdown()
 
 
 def test_docs_conditions_md_is_generated() -> None:
