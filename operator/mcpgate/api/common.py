@@ -105,10 +105,6 @@ class KubeModel(BaseModel):
         frozen=True,
     )
 
-    def to_wire(self) -> dict[str, Any]:
-        """The object as the API server stores it: aliases, no unset optional fields."""
-        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
-
 
 class SecretKeyRef(KubeModel):
     """One value of a Secret in the object's own namespace."""

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from mcpgate.api import HttpApiDataSource, McpServer
 from mcpgate.api.errors import error_lines, invalid_reason
+from mcpgate.api.mcpserver import ServiceSettings
 from mcpgate.controller.drift import merge_patch, needs_write, owned_by
 from mcpgate.controller.kube import KubeClient
 from mcpgate.render.conditions import Cond, data_source_conditions, merge_conditions
@@ -112,6 +113,14 @@ def secret_names(node: Any) -> set[str]:
     return found
 
 
+def _service_port(spec: Any) -> int:
+    """The Service port of a spec the models refuse (for its status URL), if it names one."""
+    service = spec.get("service") if isinstance(spec, dict) else None
+    port = service.get("port") if isinstance(service, dict) else None
+    valid = isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= 65535
+    return port if valid else ServiceSettings().port
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -181,6 +190,7 @@ class Reconciler:
                 "; ".join(error_lines(err)),
                 settings=self.settings,
                 tools=len(body.get("spec", {}).get("tools", []) or []),
+                port=_service_port(body.get("spec")),
             )
         else:
             keys = server.spec.authorization.api_key_secret_ref

@@ -143,3 +143,15 @@ async def test_transition_times_survive_a_stale_index() -> None:
     await reconciler.server("ns", "s")
     assert kube.writes == []
     assert kube.objects[("McpServer", "ns", "s")]["status"] == first
+
+
+async def test_an_invalid_server_reports_its_own_service_port() -> None:
+    kube = FakeKube()
+    server = copy.deepcopy(SERVER)
+    server["spec"]["service"] = {"port": 9000}
+    server["spec"]["tools"][0]["request"]["path"] = "/x/:nope"  # UnknownParameter
+    reconciler, _ = _reconciler(kube, server)
+    await reconciler.server("ns", "s")
+    status = kube.objects[("McpServer", "ns", "s")]["status"]
+    assert status["url"] == "http://s.ns.svc.cluster.local:9000/mcp"
+    assert not [w for w in kube.writes if w[1] != "McpServer"]
