@@ -33,6 +33,8 @@ from mcpgate.render.refs import (
 from mcpgate.render.server import ServerPlan, plan_invalid_server, plan_server
 from mcpgate.render.settings import RenderSettings
 
+from support import objects
+
 NS = "team-a"
 SETTINGS = RenderSettings()
 Body = dict[str, Any]
@@ -61,62 +63,35 @@ def source(
     base_url: str | None = None,
     tls: Body | None = None,
 ) -> HttpApiDataSource:
-    spec: Body = {"baseUrl": base_url or f"https://{name}.example.com/api"}
-    if auth is not None:
-        spec["auth"] = auth
-    if tls is not None:
-        spec["tls"] = tls
-    return HttpApiDataSource.model_validate(
-        {
-            "apiVersion": "mcpgate.io/v1alpha1",
-            "kind": "HttpApiDataSource",
-            "metadata": {"name": name, "namespace": NS},
-            "spec": spec,
-        }
-    )
+    extra = {"tls": tls} if tls is not None else {}
+    body = objects.data_source(name, namespace=NS, base_url=base_url, auth=auth, **extra)
+    return HttpApiDataSource.model_validate(body)
 
 
 def bearer(holder: str = "creds", key: str = "token") -> Body:
-    ref = {"name": holder, "key": key}
-    return {"type": "Bearer", "bearer": {"tokenSecretRef": ref}}
+    return objects.bearer(holder, key)
 
 
 def basic(holder: str = "creds", key: str = "password") -> Body:
-    return {
-        "type": "Basic",
-        "basic": {"username": "svc", "passwordSecretRef": {"name": holder, "key": key}},
-    }
+    return objects.basic(holder, key)
 
 
 def aws(keys: bool) -> Body:
-    block: Body = {"region": "eu-west-1", "service": "execute-api"}
-    if keys:
-        block["accessKeyIdSecretRef"] = {"name": "aws", "key": "id"}
-        block["secretAccessKeySecretRef"] = {"name": "aws", "key": "secret"}
-    return {"type": "AwsSigV4", "awsSigV4": block}
+    return objects.aws(keys=keys)
 
 
 def server_body(*sources: str, mode: str = "None", name: str = "billing-mcp") -> Body:
-    authorization: Body = {"type": mode}
-    if mode != "None":
-        authorization["apiKeySecretRef"] = {"name": "keys"}
-    return {
-        "apiVersion": "mcpgate.io/v1alpha1",
-        "kind": "McpServer",
-        "metadata": {"name": name, "namespace": NS, "uid": "uid-1", "generation": 4},
-        "spec": {
-            "authorization": authorization,
-            "tools": [
-                {
-                    "name": f"call_{i}",
-                    "description": "Calls it.",
-                    "dataSource": s,
-                    "request": {"path": "/x"},
-                }
-                for i, s in enumerate(sources)
-            ],
-        },
-    }
+    tools = [
+        objects.tool(f"call_{i}", s, path="/x", description="Calls it.")
+        for i, s in enumerate(sources)
+    ]
+    return objects.mcp_server(
+        name,
+        namespace=NS,
+        tools=tools,
+        authorization={"type": "None"} if mode == "None" else objects.api_key("keys", mode),
+        metadata={"uid": "uid-1", "generation": 4},
+    )
 
 
 def server(*sources: str, mode: str = "None", **spec: Any) -> McpServer:
