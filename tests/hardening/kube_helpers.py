@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
@@ -35,7 +35,6 @@ __all__ = [
     "standard_objects",
 ]
 
-T = TypeVar("T")
 MCP = "mcpgate.io/v1alpha1/mcpservers"
 SOURCES = "mcpgate.io/v1alpha1/httpapidatasources"
 _PLURALS = {

