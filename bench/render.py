@@ -68,7 +68,9 @@ def namespace() -> Namespace:
             "basic": {"username": "svc", "passwordSecretRef": {"name": "creds", "key": "password"}},
         },
     )
-    creds = SecretInfo.from_values("creds", {"token": b"t", "password": b"p"})
+    creds = SecretInfo.from_values(
+        "creds", {"token": b"bench-token", "password": b"bench-password"}
+    )
     return Namespace(
         NAMESPACE,
         data_sources={"orders": orders, "customers": customers},

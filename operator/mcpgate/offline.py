@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from mcpgate.api import McpServer
+from mcpgate.api.conditions import ConditionType
 from mcpgate.manifests import ManifestError, Manifests, load_manifests
 from mcpgate.render.conditions import Cond, ready
 from mcpgate.render.refs import Namespace, SecretInfo
@@ -96,7 +97,9 @@ def _namespaces(manifests: Manifests, require_secrets: bool) -> dict[str, Namesp
 
 def _offline(plan: ServerPlan) -> list[Cond]:
     """Ready as it would be once pods run: Available is not known offline."""
-    kept = [c for c in plan.conditions if c.type not in ("Ready", "Available")]
+    kept = [
+        c for c in plan.conditions if c.type not in (ConditionType.READY, ConditionType.AVAILABLE)
+    ]
     return [ready(kept), *kept]
 
 
@@ -117,7 +120,9 @@ def check_manifests(
     for ns, name in manifests.invalid_names("McpServer"):
         invalid = manifests.invalid[("McpServer", ns, name)]
         message = "; ".join(invalid.lines)
-        plan = plan_invalid_server(name, ns, invalid.reason, message, settings=settings)
+        plan = plan_invalid_server(
+            name, ns, invalid.reason, message, settings=settings, spec=invalid.body.get("spec")
+        )
         check.servers.append(Checked("McpServer", ns, name, _offline(plan), plan))
     check.servers.sort(key=lambda c: (c.namespace, c.name))
     return check

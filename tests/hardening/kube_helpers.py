@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
 from hardening.canaries import CANARIES, SINK
+from mcpgate.render.objects import OWNED_KINDS
 
+from support import objects
 from support.kube_api import KubeApi
 
 __all__ = [
@@ -33,10 +33,8 @@ __all__ = [
     "secret",
     "server",
     "standard_objects",
-    "wait_for",
 ]
 
-T = TypeVar("T")
 MCP = "mcpgate.io/v1alpha1/mcpservers"
 SOURCES = "mcpgate.io/v1alpha1/httpapidatasources"
 _PLURALS = {
@@ -48,29 +46,17 @@ _PLURALS = {
 
 
 def secret(ns: str, name: str, data: dict[str, str], type_: str = "Opaque") -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": ns},
-        "type": type_,
-        "stringData": data,
-    }
+    return objects.secret(name, data, namespace=ns, type_=type_)
 
 
 def bearer_source(ns: str, name: str = "api") -> dict[str, Any]:
     """A Bearer data source reading Secret `api-token`, key `token`."""
-    return {
-        "apiVersion": "mcpgate.io/v1alpha1",
-        "kind": "HttpApiDataSource",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {
-            "baseUrl": "https://api.example.com/v1",
-            "auth": {
-                "type": "Bearer",
-                "bearer": {"tokenSecretRef": {"name": "api-token", "key": "token"}},
-            },
-        },
-    }
+    return objects.data_source(
+        name,
+        namespace=ns,
+        base_url="https://api.example.com/v1",
+        auth=objects.bearer("api-token", "token"),
+    )
 
 
 def server(
@@ -82,25 +68,20 @@ def server(
     description: str = "v0",
     path: str = "/items/:id",
 ) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "tools": [
-            {
-                "name": "get_item",
-                "description": description,
-                "dataSource": source,
-                "parameters": [{"name": "id", "type": "String", "required": True}],
-                "request": {"path": path},
-            }
-        ]
-    }
-    if keys is not None:
-        spec["authorization"] = {"type": "ApiKey", "apiKeySecretRef": {"name": keys}}
-    return {
-        "apiVersion": "mcpgate.io/v1alpha1",
-        "kind": "McpServer",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": spec,
-    }
+    return objects.mcp_server(
+        name,
+        namespace=ns,
+        tools=[
+            objects.tool(
+                "get_item",
+                source,
+                path=path,
+                description=description,
+                parameters=[{"name": "id", "type": "String", "required": True}],
+            )
+        ],
+        authorization=objects.api_key(keys) if keys is not None else None,
+    )
 
 
 def standard_objects(ns: str, name: str = "srv", *, keys: bool = False) -> list[dict[str, Any]]:
@@ -189,32 +170,9 @@ async def deployments_become_ready(api: KubeApi, ns: str, names: list[str]) -> N
         await asyncio.gather(*(one(name) for name in names))
 
 
-async def wait_for(check: Callable[[], T], *, within: float = 15.0, what: str = "") -> T:
-    """Poll `check` until it returns something truthy without raising AssertionError or
-    LookupError; raise the last failure at the deadline."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            result = check()
-            if result:
-                return result
-            failure: Exception = AssertionError(
-                f"{what or check}: still {result!r} after {within} s"
-            )
-        except (AssertionError, LookupError) as err:
-            failure = err
-        if time.monotonic() > deadline:
-            raise failure
-        await asyncio.sleep(0.05)
-
-
 _DUMPED = (
-    "v1/configmaps",
-    "v1/services",
+    *(f"{owned.api_version}/{owned.plural}" for owned in OWNED_KINDS),
     "v1/events",
-    "apps/v1/deployments",
-    "policy/v1/poddisruptionbudgets",
-    "autoscaling/v2/horizontalpodautoscalers",
     MCP,
     SOURCES,
 )

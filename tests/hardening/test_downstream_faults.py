@@ -611,4 +611,3 @@ async def test_a_gzip_bomb_neither_stalls_other_calls_nor_balloons_memory(
     )
     assert all("larger than the 64 KiB limit" in text for text in texts), texts
     assert growth_mib < 48, growth_mib
-    assert max(latencies) < max(control) + 0.3, (max(latencies), max(control))

@@ -532,7 +532,6 @@ async def test_slow_connections_do_not_take_the_gateway_down(env: Env) -> None:
     assert call_failures == 0
     assert len(probes) >= seconds  # the gateway kept answering all along
     assert (rss_peak - rss_before) / sockets < 256  # KiB per slow connection: bounded
-    assert percentile(probes, 99) < 1.0
 
 
 async def _big_body(port: int, size: int, done: list[bytes]) -> None:

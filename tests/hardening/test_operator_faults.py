@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,7 +31,6 @@ from hardening.kube_helpers import (
     secret,
     server,
     standard_objects,
-    wait_for,
 )
 from mcpgate.controller.handlers import ControllerSettings
 from mcpgate.render.settings import RenderSettings
@@ -40,6 +38,7 @@ from mcpgate.render.settings import RenderSettings
 from support.kube import KubeEnv
 from support.kube_api import WRITE_VERBS, KubeApi
 from support.operator import operator_in_thread
+from support.poll import wait_for
 
 SETTINGS = ControllerSettings(render=RenderSettings(image="registry.example.com/mcpgate:hardening"))
 OWNED = ("v1/configmaps", "apps/v1/deployments", "v1/services")
@@ -112,12 +111,10 @@ async def test_server_errors_and_slow_answers_on_the_servers_own_path_converge(
     answers only slow things down."""
     api.add_latency(0.3, resource="deployments")
     api.fail_next(1, 500, resource="services", verbs=("create",))
-    started = time.monotonic()
     _create(api, standard_objects(ns))
-    await _ready(api, ns, within=20)
+    await _ready(api, ns, within=20)  # the 5 s retry and the slow answers fit in it
     api.clear_faults()
     _no_duplicates(api, ns)
-    assert time.monotonic() - started < 15
 
 
 async def test_an_api_error_in_a_secret_triggered_reconcile_is_retried(

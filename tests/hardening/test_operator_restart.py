@@ -30,7 +30,6 @@ from hardening.kube_helpers import (
     read,
     secret,
     server,
-    wait_for,
 )
 from mcpgate.controller.handlers import ControllerSettings
 from mcpgate.render.settings import RenderSettings
@@ -38,6 +37,7 @@ from mcpgate.render.settings import RenderSettings
 from support.kube import KubeEnv
 from support.kube_api import WRITE_VERBS
 from support.operator import operator_in_thread
+from support.poll import wait_for
 
 RENDER = RenderSettings(image="registry.example.com/mcpgate:hardening")
 NS = "fleet"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,8 @@ from mcpgate.gateway.config import GatewayConfig
 from mcpgate.gateway.server import build_app
 from mcpgate.local import CredentialsFolder, load_local
 from mcpgate.render.settings import RenderSettings
+
+from support.poll import wait_for_sync
 
 __all__ = [
     "RunningGateway",
@@ -66,11 +67,12 @@ def serve_in_thread(app: Callable[..., Awaitable[None]]) -> Iterator[str]:
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the gateway did not start")
-        time.sleep(0.01)
+
+    def started() -> bool:
+        assert thread.is_alive(), "the gateway's thread ended"
+        return bool(server.started)
+
+    wait_for_sync(started, within=10, interval=0.01, what="the gateway's start")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

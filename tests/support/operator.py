@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import kopf
 from kopf._cogs.structs.credentials import Vault  # kopf.operator(vault=...) takes one
 
-from mcpgate.controller.handlers import ControllerSettings, make_registry
+from mcpgate.controller.handlers import ControllerMemo, ControllerSettings, make_registry
 from mcpgate.controller.kube import KubeClient
 from mcpgate.controller.main import kube_configuration
 
@@ -53,7 +53,8 @@ def operator_in_thread(
         kopf_settings.watching.reconnect_backoff = 0.1
         try:
             await kopf.operator(
-                registry=make_registry(settings, kube),
+                registry=make_registry(),
+                memo=ControllerMemo(settings, kube),
                 settings=kopf_settings,
                 standalone=True,
                 clusterwide=not namespaces,

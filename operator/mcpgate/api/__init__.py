@@ -1,7 +1,14 @@
 """The public API of mcpgate: the `McpServer` and `HttpApiDataSource` resources as
 pydantic models, and the CustomResourceDefinitions generated from them."""
 
-from mcpgate.api.common import API_GROUP, API_VERSION, Condition, SecretKeyRef, SecretRef
+from mcpgate.api.common import (
+    API_GROUP,
+    API_VERSION,
+    CRD_VERSION,
+    Condition,
+    SecretKeyRef,
+    SecretRef,
+)
 from mcpgate.api.datasource import (
     RESERVED_HEADERS,
     DataSourceAuth,
@@ -21,6 +28,7 @@ from mcpgate.api.mcpserver import (
 __all__ = [
     "API_GROUP",
     "API_VERSION",
+    "CRD_VERSION",
     "RESERVED_HEADERS",
     "Condition",
     "DataSourceAuth",

@@ -17,6 +17,7 @@ from pydantic.alias_generators import to_camel
 __all__ = [
     "API_GROUP",
     "API_VERSION",
+    "CRD_VERSION",
     "DATA_KEY_PATTERN",
     "DATA_KEY_RULE",
     "DNS1035_LABEL",
@@ -36,9 +37,12 @@ __all__ = [
     "cel",
     "is_data_key",
     "list_map",
+    "secret_key_refs",
 ]
 
 API_GROUP: Final = "mcpgate.io"
+CRD_VERSION: Final = "v1alpha1"
+# f"{API_GROUP}/{CRD_VERSION}", spelled out so that it types as a Literal (a test checks).
 API_VERSION: Final = "mcpgate.io/v1alpha1"
 
 DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -116,10 +120,6 @@ class KubeModel(BaseModel):
         frozen=True,
     )
 
-    def to_wire(self) -> dict[str, Any]:
-        """The object as the API server stores it: aliases, no unset optional fields."""
-        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
-
 
 class SecretKeyRef(KubeModel):
     """One value of a Secret in the object's own namespace."""
@@ -128,6 +128,29 @@ class SecretKeyRef(KubeModel):
     """Name of the Secret."""
     key: SecretKey
     """Key inside the Secret's data."""
+
+
+def secret_key_refs(model: BaseModel, path: str = "") -> list[tuple[str, SecretKeyRef]]:
+    """Every `SecretKeyRef` set anywhere in `model`, with the wire path of its field
+    (`auth.bearer.tokenSecretRef`), in field order. Found by walking the model, not by a
+    list: a field added to any model is found (and mounted) without more code."""
+    found: list[tuple[str, SecretKeyRef]] = []
+    for name, info in type(model).model_fields.items():
+        wire = info.alias or name
+        found += _refs_in(getattr(model, name), f"{path}.{wire}" if path else wire)
+    return found
+
+
+def _refs_in(value: Any, path: str) -> list[tuple[str, SecretKeyRef]]:
+    if isinstance(value, SecretKeyRef):
+        return [(path, value)]
+    if isinstance(value, BaseModel):
+        return secret_key_refs(value, path)
+    if isinstance(value, list | tuple):
+        return [ref for i, item in enumerate(value) for ref in _refs_in(item, f"{path}[{i}]")]
+    if isinstance(value, dict):
+        return [ref for key, item in value.items() for ref in _refs_in(item, f"{path}.{key}")]
+    return []
 
 
 class SecretRef(KubeModel):

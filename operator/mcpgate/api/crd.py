@@ -14,13 +14,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, JsonValue
 
-from mcpgate.api.common import API_GROUP
+from mcpgate.api.common import API_GROUP, API_VERSION, CRD_VERSION
+from mcpgate.api.conditions import ConditionType
 from mcpgate.api.datasource import HttpApiDataSourceSpec, HttpApiDataSourceStatus
 from mcpgate.api.mcpserver import MCPSERVER_ROOT_VALIDATIONS, McpServerSpec, McpServerStatus
 
 __all__ = ["KINDS", "CrdKind", "crd", "crd_yaml", "crds_yaml", "structural"]
 
-_READY = '.status.conditions[?(@.type=="Ready")].status'
+_READY = f'.status.conditions[?(@.type=="{ConditionType.READY}")].status'
 _AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 
 
@@ -149,7 +150,7 @@ def crd(kind: CrdKind) -> dict[str, Any]:
         "description": kind.description,
         "required": ["spec"],
         "properties": {
-            "apiVersion": {"type": "string", "description": "mcpgate.io/v1alpha1"},
+            "apiVersion": {"type": "string", "description": API_VERSION},
             "kind": {"type": "string", "description": kind.kind},
             "metadata": {"type": "object"},
             "spec": spec_schema,
@@ -178,7 +179,7 @@ def crd(kind: CrdKind) -> dict[str, Any]:
             },
             "versions": [
                 {
-                    "name": "v1alpha1",
+                    "name": CRD_VERSION,
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},

@@ -7,10 +7,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from mcpgate.api.conditions import Reason
+
 __all__ = ["error_lines", "field_path", "invalid_reason"]
 
 # pydantic error types raised by the models -> Accepted condition reasons.
-_REASONS = {"unknown_parameter": "UnknownParameter", "duplicate_tool": "DuplicateTool"}
+_REASONS = {"unknown_parameter": Reason.UNKNOWN_PARAMETER, "duplicate_tool": Reason.DUPLICATE_TOOL}
 
 
 def field_path(loc: tuple[int | str, ...] | list[Any]) -> str:
@@ -43,4 +45,4 @@ def invalid_reason(err: ValidationError) -> str:
     for e in err.errors():
         if e["type"] in _REASONS:
             return _REASONS[e["type"]]
-    return "InvalidSpec"
+    return Reason.INVALID_SPEC

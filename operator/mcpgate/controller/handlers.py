@@ -13,33 +13,32 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import functools
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 import kopf
 
+from mcpgate.api import API_GROUP, CRD_VERSION
+from mcpgate.api.crd import KINDS as CRD_KINDS
 from mcpgate.controller.kube import Conflict, KubeClient, KubeError
 from mcpgate.controller.reconcile import Reconciler, State, secret_names
-from mcpgate.render.objects import labels
+from mcpgate.render.objects import OWNED_KINDS, labels
 from mcpgate.render.refs import SecretInfo
 from mcpgate.render.settings import RenderSettings
 
-__all__ = ["ControllerSettings", "make_registry"]
+__all__ = ["ControllerMemo", "ControllerSettings", "make_registry", "secret_info"]
 
 log = logging.getLogger("mcpgate.operator")
 
-GROUP = "mcpgate.io"
 _MANAGED = {"app.kubernetes.io/managed-by": labels("x")["app.kubernetes.io/managed-by"]}
-_OWNED = (
-    ("", "v1", "configmaps"),
-    ("", "v1", "services"),
-    ("apps", "v1", "deployments"),
-    ("autoscaling", "v2", "horizontalpodautoscalers"),
-    ("policy", "v1", "poddisruptionbudgets"),
-)
+_PLURALS = {kind.kind: kind.plural for kind in CRD_KINDS}
+_SERVERS = (API_GROUP, CRD_VERSION, _PLURALS["McpServer"])
+_SOURCES = (API_GROUP, CRD_VERSION, _PLURALS["HttpApiDataSource"])
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,22 @@ class ControllerSettings:
     peering: str | None = None  # a KopfPeering name, for more than one operator replica
 
 
-def _state(kwargs: dict[str, Any]) -> State:
+@dataclass
+class ControllerMemo:
+    """The operator's state, as kopf's `memo` (given to `kopf.operator(memo=...)`). kopf
+    gives each object's handlers a shallow copy of it, so the reconciler that the startup
+    handler sets here is the one every handler uses."""
+
+    settings: ControllerSettings
+    kube: KubeClient
+    reconciler: Reconciler | None = None
+
+    def ready(self) -> Reconciler:
+        assert self.reconciler is not None, "set by the startup handler, before any watch"
+        return self.reconciler
+
+
+def _state(kwargs: Mapping[str, Any]) -> State:
     return State(
         servers=kwargs["mcpgate_servers"],
         data_sources=kwargs["mcpgate_sources"],
@@ -57,6 +71,10 @@ def _state(kwargs: dict[str, Any]) -> State:
         source_users=kwargs["mcpgate_source_users"],
         secret_users=(kwargs["mcpgate_secret_users"], kwargs["mcpgate_secret_users_ds"]),
     )
+
+
+def _warn(body: dict[str, Any], reason: str, message: str) -> None:
+    kopf.warn(cast(kopf.Body, body), reason=reason, message=message)
 
 
 async def _retrying(what: str, action: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -69,78 +87,64 @@ async def _retrying(what: str, action: Callable[[], Coroutine[Any, Any, None]]) 
         raise kopf.TemporaryError(f"{what}: {err}", delay=5) from None
 
 
-def make_registry(settings: ControllerSettings, kube: KubeClient) -> kopf.OperatorRegistry:
-    """Every handler of the operator, bound to one client and one set of settings."""
+def make_registry() -> kopf.OperatorRegistry:
+    """Every handler of the operator. What they work with comes in kopf's `memo`, a
+    `ControllerMemo`."""
     registry = kopf.OperatorRegistry()
-    reconcilers: dict[str, Reconciler] = {}
-
-    def reconciler(kwargs: dict[str, Any]) -> Reconciler:
-        found = reconcilers.get("r")
-        if found is None:
-
-            def warn(body: dict[str, Any], reason: str, message: str) -> None:
-                kopf.warn(cast(kopf.Body, body), reason=reason, message=message)
-
-            found = reconcilers["r"] = Reconciler(kube, settings.render, _state(kwargs), warn)
-        return found
 
     @kopf.on.startup(registry=registry)
-    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    def configure(settings: kopf.OperatorSettings, memo: ControllerMemo, **kwargs: Any) -> None:
+        ours = memo.settings
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix=GROUP, key="last-handled-configuration"
+            prefix=API_GROUP, key="last-handled-configuration"
         )
-        settings.persistence.finalizer = f"{GROUP}/finalizer"
+        settings.persistence.finalizer = f"{API_GROUP}/finalizer"
         settings.posting.level = logging.WARNING  # Events for warnings and errors only
-        settings.watching.server_timeout = operator_settings.watch_server_timeout
-        settings.watching.client_timeout = operator_settings.watch_server_timeout + 30
+        settings.watching.server_timeout = ours.watch_server_timeout
+        settings.watching.client_timeout = ours.watch_server_timeout + 30
         settings.watching.connect_timeout = 30
         # No worker limit: kopf runs an object's handlers only once every object of the
         # indexed kinds is indexed, and with fewer workers than objects that never happens.
         settings.queueing.worker_limit = None
         settings.networking.request_timeout = 60
-        if operator_settings.peering:
+        if ours.peering:
             # kopf's peering CRDs (kopf.dev) and RBAC for them are needed; without them
             # kopf warns and runs standalone rather than refusing to start.
-            settings.peering.name = operator_settings.peering
+            settings.peering.name = ours.peering
         else:
             settings.peering.standalone = True
-
-    operator_settings = settings
+        # The indexes are live views, given to startup handlers too (empty until the first
+        # listing): the reconciler keeps them for the operator's lifetime.
+        memo.reconciler = Reconciler(memo.kube, ours.render, _state(kwargs), _warn)
 
     # --- indexes: what references what, Secrets by key names only ----------------------
 
     @kopf.index("secrets", id="mcpgate_secrets", registry=registry)
     def mcpgate_secrets(name: str, namespace: str | None, body: kopf.Body, **_: Any) -> Any:
-        data = body.get("data") or {}
-        # Only emptiness is kept of a value: base64 of an empty value (or of "\n") is short.
-        nonempty = {k for k, v in data.items() if v and v not in ("", "Cg==")}
-        info = SecretInfo(name, frozenset(data), frozenset(nonempty), str(body.get("type", "")))
-        return {(_ns(namespace), name): info}
+        return {(_ns(namespace), name): secret_info(name, body)}
 
-    @kopf.index(GROUP, "v1alpha1", "mcpservers", id="mcpgate_servers", registry=registry)
+    @kopf.index(*_SERVERS, id="mcpgate_servers", registry=registry)
     def mcpgate_servers(name: str, namespace: str | None, body: kopf.Body, **_: Any) -> Any:
         return {(_ns(namespace), name): dict(body)}
 
-    @kopf.index(GROUP, "v1alpha1", "httpapidatasources", id="mcpgate_sources", registry=registry)
+    @kopf.index(*_SOURCES, id="mcpgate_sources", registry=registry)
     def mcpgate_sources(name: str, namespace: str | None, body: kopf.Body, **_: Any) -> Any:
         return {(_ns(namespace), name): dict(body)}
 
-    @kopf.index(GROUP, "v1alpha1", "mcpservers", id="mcpgate_source_users", registry=registry)
+    @kopf.index(*_SERVERS, id="mcpgate_source_users", registry=registry)
     def mcpgate_source_users(name: str, namespace: str | None, spec: kopf.Spec, **_: Any) -> Any:
         tools = spec.get("tools") or []
         return {(_ns(namespace), t.get("dataSource")): name for t in tools if isinstance(t, dict)}
 
-    @kopf.index(GROUP, "v1alpha1", "mcpservers", id="mcpgate_secret_users", registry=registry)
+    @kopf.index(*_SERVERS, id="mcpgate_secret_users", registry=registry)
     def mcpgate_server_secret_users(
         name: str, namespace: str | None, spec: kopf.Spec, **_: Any
     ) -> Any:
         ref = (spec.get("authorization") or {}).get("apiKeySecretRef") or {}
         return {(_ns(namespace), ref["name"]): ("McpServer", name)} if "name" in ref else None
 
-    @kopf.index(
-        GROUP, "v1alpha1", "httpapidatasources", id="mcpgate_secret_users_ds", registry=registry
-    )
+    @kopf.index(*_SOURCES, id="mcpgate_secret_users_ds", registry=registry)
     def mcpgate_source_secret_users(
         name: str, namespace: str | None, spec: kopf.Spec, **_: Any
     ) -> Any:
@@ -149,22 +153,26 @@ def make_registry(settings: ControllerSettings, kube: KubeClient) -> kopf.Operat
 
     # --- McpServer ------------------------------------------------------------------------
 
-    @kopf.on.resume(GROUP, "v1alpha1", "mcpservers", registry=registry)
-    @kopf.on.create(GROUP, "v1alpha1", "mcpservers", registry=registry)
-    @kopf.on.update(GROUP, "v1alpha1", "mcpservers", registry=registry)
-    async def server_changed(name: str, namespace: str | None, **kwargs: Any) -> None:
-        ns = _ns(namespace)
-        await _retrying(f"McpServer {ns}/{name}", lambda: reconciler(kwargs).server(ns, name))
+    @kopf.on.resume(*_SERVERS, registry=registry)
+    @kopf.on.create(*_SERVERS, registry=registry)
+    @kopf.on.update(*_SERVERS, registry=registry)
+    async def server_changed(
+        name: str, namespace: str | None, memo: ControllerMemo, **_: Any
+    ) -> None:
+        ns, r = _ns(namespace), memo.ready()
+        await _retrying(f"McpServer {ns}/{name}", lambda: r.server(ns, name))
 
-    @kopf.on.delete(GROUP, "v1alpha1", "mcpservers", registry=registry, optional=True)
-    def server_deleted(uid: str, **kwargs: Any) -> None:
-        reconciler(kwargs).forget(uid)
+    @kopf.on.delete(*_SERVERS, registry=registry, optional=True)
+    def server_deleted(uid: str, memo: ControllerMemo, **_: Any) -> None:
+        memo.ready().forget(uid)
 
     # --- HttpApiDataSource ----------------------------------------------------------------
 
-    @kopf.on.event(GROUP, "v1alpha1", "httpapidatasources", registry=registry)
-    async def source_event(name: str, namespace: str | None, type: str, **kwargs: Any) -> None:
-        r, ns = reconciler(kwargs), _ns(namespace)
+    @kopf.on.event(*_SOURCES, registry=registry)
+    async def source_event(
+        name: str, namespace: str | None, type: str, memo: ControllerMemo, **_: Any
+    ) -> None:
+        r, ns = memo.ready(), _ns(namespace)
         if type != "DELETED":
             await _logged(lambda: r.data_source(ns, name))
         users = list(r.state.source_users.get((ns, name)) or ())
@@ -173,26 +181,50 @@ def make_registry(settings: ControllerSettings, kube: KubeClient) -> kopf.Operat
     # --- Secrets --------------------------------------------------------------------------
 
     @kopf.on.event("secrets", registry=registry)
-    async def secret_event(name: str, namespace: str | None, **kwargs: Any) -> None:
-        r, ns = reconciler(kwargs), _ns(namespace)
+    async def secret_event(
+        name: str, namespace: str | None, memo: ControllerMemo, **_: Any
+    ) -> None:
+        r, ns = memo.ready(), _ns(namespace)
         if r.state.references_secret(ns, name):  # cheap: most Secrets are not ours
             await _logged(lambda: r.secret_changed(ns, name))
 
     # --- owned objects --------------------------------------------------------------------
 
-    for group, version, plural in _OWNED:
+    for owned in OWNED_KINDS:
 
         @kopf.on.event(
-            group, version, plural, labels=_MANAGED, registry=registry, id=f"owned_{plural}"
+            owned.group,
+            owned.version,
+            owned.plural,
+            labels=_MANAGED,
+            registry=registry,
+            id=f"owned_{owned.plural}",
         )
-        async def owned_event(body: kopf.Body, namespace: str | None, **kwargs: Any) -> None:
+        async def owned_event(
+            body: kopf.Body, namespace: str | None, memo: ControllerMemo, **_: Any
+        ) -> None:
             for ref in body.get("metadata", {}).get("ownerReferences") or []:
                 if ref.get("kind") == "McpServer" and ref.get("controller"):
                     await _logged(
-                        functools.partial(reconciler(kwargs).server, _ns(namespace), ref["name"])
+                        functools.partial(memo.ready().server, _ns(namespace), ref["name"])
                     )
 
     return registry
+
+
+def secret_info(name: str, body: Mapping[str, Any]) -> SecretInfo:
+    """What the Secret index keeps of a Secret: key names and whether each value counts as
+    empty, never a value."""
+    values = {k: _decoded(v) for k, v in (body.get("data") or {}).items()}
+    return SecretInfo.from_values(name, values, str(body.get("type", "")))
+
+
+def _decoded(value: Any) -> bytes:
+    """A value of a Secret's `data` (base64; the API server refuses anything else)."""
+    try:
+        return base64.b64decode(value or b"", validate=True)
+    except (binascii.Error, TypeError, ValueError):
+        return b""
 
 
 def _ns(namespace: str | None) -> str:

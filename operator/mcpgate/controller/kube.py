@@ -16,6 +16,10 @@ from typing import Any, Final
 
 import httpx
 
+from mcpgate.api import API_GROUP, CRD_VERSION
+from mcpgate.api.crd import KINDS as CRD_KINDS
+from mcpgate.render.objects import OWNED_KINDS
+
 __all__ = ["KINDS", "Conflict", "KubeClient", "KubeError", "Resource"]
 
 
@@ -35,15 +39,11 @@ class Resource:
         return path
 
 
+# Every kind the operator reads or writes by name: the owned kinds, its own and Events.
 KINDS: Final = {
-    "ConfigMap": Resource("", "v1", "configmaps"),
-    "Service": Resource("", "v1", "services"),
+    **{o.kind: Resource(o.group, o.version, o.plural) for o in OWNED_KINDS},
+    **{k.kind: Resource(API_GROUP, CRD_VERSION, k.plural) for k in CRD_KINDS},
     "Event": Resource("", "v1", "events"),
-    "Deployment": Resource("apps", "v1", "deployments"),
-    "HorizontalPodAutoscaler": Resource("autoscaling", "v2", "horizontalpodautoscalers"),
-    "PodDisruptionBudget": Resource("policy", "v1", "poddisruptionbudgets"),
-    "McpServer": Resource("mcpgate.io", "v1alpha1", "mcpservers"),
-    "HttpApiDataSource": Resource("mcpgate.io", "v1alpha1", "httpapidatasources"),
 }
 
 _IN_FLIGHT = 8

@@ -13,7 +13,7 @@ from typing import Any
 
 import kopf
 
-from mcpgate.controller.handlers import ControllerSettings, make_registry
+from mcpgate.controller.handlers import ControllerMemo, ControllerSettings, make_registry
 from mcpgate.controller.kube import KubeClient
 
 __all__ = ["kube_configuration", "operator", "run_operator"]
@@ -63,11 +63,12 @@ async def operator(
 ) -> None:
     """The operator until `stop_flag` is set (or it is cancelled). No namespaces: all."""
     kube = KubeClient(configuration)
-    registry = make_registry(settings, kube)
+    registry = make_registry()
     _login_handler(registry, configuration)
     try:
         await kopf.operator(
             registry=registry,
+            memo=ControllerMemo(settings, kube),
             clusterwide=not namespaces,
             namespaces=list(namespaces),
             standalone=settings.peering is None,

@@ -22,7 +22,7 @@ from mcpgate.api.errors import error_lines, invalid_reason
 from mcpgate.controller.drift import merge_patch, needs_write, owned_by
 from mcpgate.controller.kube import KubeClient
 from mcpgate.render.conditions import Cond, merge_conditions
-from mcpgate.render.objects import config_map_name
+from mcpgate.render.objects import OWNED_KINDS
 from mcpgate.render.refs import Namespace, SecretInfo
 from mcpgate.render.server import ServerPlan, plan_data_source, plan_invalid_server, plan_server
 from mcpgate.render.settings import RenderSettings
@@ -33,14 +33,6 @@ log = logging.getLogger("mcpgate.operator")
 
 Key = tuple[str, str]  # (namespace, name)
 V = TypeVar("V")
-# The objects an McpServer owns, by kind: their names, from the server's name.
-OWNED_NAMES: dict[str, Callable[[str], str]] = {
-    "ConfigMap": config_map_name,
-    "Deployment": lambda name: name,
-    "Service": lambda name: name,
-    "HorizontalPodAutoscaler": lambda name: name,
-    "PodDisruptionBudget": lambda name: name,
-}
 WarnFn = Callable[[dict[str, Any], str, str], None]
 
 
@@ -166,14 +158,14 @@ class Reconciler:
         meta = body.get("metadata", {})
         namespace, name, uid = meta["namespace"], meta["name"], meta.get("uid", "")
         found = await asyncio.gather(  # one round trip's wait, not five
-            *(self.kube.get(kind, namespace, make(name)) for kind, make in OWNED_NAMES.items()),
+            *(self.kube.get(o.kind, namespace, o.name(name)) for o in OWNED_KINDS),
             return_exceptions=True,  # every GET ends before a failure is raised
         )
         live: dict[str, dict[str, Any] | None] = {}
-        for kind, outcome in zip(OWNED_NAMES, found, strict=True):
+        for owned, outcome in zip(OWNED_KINDS, found, strict=True):
             if isinstance(outcome, BaseException):
                 raise outcome
-            live[kind] = outcome
+            live[owned.kind] = outcome
         conflicts = [
             f"{kind} {obj['metadata']['name']}"
             for kind, obj in live.items()
@@ -188,7 +180,7 @@ class Reconciler:
                 invalid_reason(err),
                 "; ".join(error_lines(err)),
                 settings=self.settings,
-                tools=len(body.get("spec", {}).get("tools", []) or []),
+                spec=body.get("spec"),
             )
         else:
             keys = server.spec.authorization.api_key_secret_ref

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "CONFIG_VERSION",
     "DEFAULT_CREDENTIALS_DIR",
+    "MIN_CREDENTIAL_LENGTH",
     "ApiKeyConfig",
     "AuthConfig",
     "AwsSigV4Config",
@@ -30,6 +31,8 @@ __all__ = [
     "RequestConfig",
     "TlsConfig",
     "ToolConfig",
+    "credential_value",
+    "is_empty_value",
     "load_config",
 ]
 
@@ -38,6 +41,33 @@ DEFAULT_CREDENTIALS_DIR = "/var/run/mcpgate/credentials"
 
 # A credential: a file path relative to the credentials directory, `<secret>/<key>`.
 CredentialPath = str
+
+# No credential is shorter: a value under this many characters counts as empty.
+MIN_CREDENTIAL_LENGTH: Final = 4
+
+
+def credential_value(text: str) -> str:
+    """The credential a Secret value holds, as API.md "Secret references" has it: one
+    trailing newline ignored (`kubectl create secret --from-file` adds one), and "" when
+    what is left counts as empty (under `MIN_CREDENTIAL_LENGTH` characters).
+
+    The one place that decides it: the gateway reading a mounted file asks here, and so
+    do the operator's Secret index and `mcpgate render` (through `render.refs.SecretInfo`)."""
+    value = text.removesuffix("\n")
+    return value if len(value) >= MIN_CREDENTIAL_LENGTH else ""
+
+
+# A UTF-8 character takes at most 4 bytes (and an invalid byte decodes as one character),
+# so a value longer than this holds enough characters whatever its bytes are.
+_SURELY_LONG_ENOUGH = 4 * MIN_CREDENTIAL_LENGTH + 1
+
+
+def is_empty_value(raw: bytes) -> bool:
+    """Whether raw Secret data counts as empty (`credential_value` of its text is ""). A
+    large value is not decoded: the operator asks this of every Secret it sees."""
+    if len(raw) > _SURELY_LONG_ENOUGH:
+        return False
+    return not credential_value(raw.decode("utf-8", errors="replace"))
 
 
 class _Config(BaseModel):

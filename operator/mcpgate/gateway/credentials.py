@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mcpgate.gateway.config import credential_value
 from mcpgate.gateway.errors import CredentialError
 
 __all__ = ["CredentialStore"]
@@ -112,7 +113,7 @@ class CredentialStore:
             value = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise CredentialError(f"credential {relative} is not UTF-8 text") from None
-        value = value.removesuffix("\n")
+        value = credential_value(value)
         if not value:
             raise CredentialError(f"credential {relative} is empty")
         self._cache[relative] = _Cached(stamp, value)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mcpgate.api import HttpApiDataSource, McpServer
+from mcpgate.api.conditions import ConditionType, Reason
 from mcpgate.render.refs import AMBIENT_AWS_NOT_ALLOWED, Namespace, RefProblem
 
 __all__ = [
@@ -52,25 +53,30 @@ def _message(parts: Iterable[str]) -> str:
 def accepted(invalid: tuple[str, str] | None, conflicts: Sequence[str]) -> Cond:
     """Accepted: the spec is valid and every name the server takes is free."""
     if invalid is not None:
-        return Cond("Accepted", "False", invalid[0], invalid[1])
+        return Cond(ConditionType.ACCEPTED, "False", invalid[0], invalid[1])
     if conflicts:
         return Cond(
-            "Accepted",
+            ConditionType.ACCEPTED,
             "False",
-            "NameConflict",
+            Reason.NAME_CONFLICT,
             _message(conflicts) + ": these objects exist and are not owned by this McpServer;"
             " rename the McpServer or remove them",
         )
-    return Cond("Accepted", "True", "Accepted", "the spec is valid")
+    return Cond(ConditionType.ACCEPTED, "True", Reason.ACCEPTED, "the spec is valid")
 
 
 def resolved_refs(problems: Sequence[RefProblem]) -> Cond:
     """ResolvedRefs: every data source, Secret and key exists (reason of the first miss)."""
     if problems:
         return Cond(
-            "ResolvedRefs", "False", problems[0].reason, _message(p.message for p in problems)
+            ConditionType.RESOLVED_REFS,
+            "False",
+            problems[0].reason,
+            _message(p.message for p in problems),
         )
-    return Cond("ResolvedRefs", "True", "ResolvedRefs", "every reference resolves")
+    return Cond(
+        ConditionType.RESOLVED_REFS, "True", Reason.RESOLVED_REFS, "every reference resolves"
+    )
 
 
 def wanted_replicas(server: McpServer, deployment: dict[str, Any] | None) -> int:
@@ -86,9 +92,9 @@ def available(server: McpServer, deployment: dict[str, Any] | None) -> Cond:
     """Available: the Deployment has caught up with its spec and enough pods serve."""
     if deployment is None:
         return Cond(
-            "Available",
+            ConditionType.AVAILABLE,
             "False",
-            "PodsNotReady",
+            Reason.PODS_NOT_READY,
             "no gateway Deployment yet (it is created once Accepted and ResolvedRefs are True)",
         )
     generation = deployment.get("metadata", {}).get("generation")
@@ -96,9 +102,9 @@ def available(server: McpServer, deployment: dict[str, Any] | None) -> Cond:
     observed = status.get("observedGeneration")
     if generation is not None and (observed is None or observed < generation):
         return Cond(
-            "Available",
+            ConditionType.AVAILABLE,
             "False",
-            "PodsNotReady",
+            Reason.PODS_NOT_READY,
             f"the Deployment's rollout of generation {generation} has not been observed yet",
         )
     wanted = wanted_replicas(server, deployment)
@@ -106,30 +112,35 @@ def available(server: McpServer, deployment: dict[str, Any] | None) -> Cond:
     ready_now = int(status.get("availableReplicas") or 0)
     if updated < wanted or ready_now < wanted:
         return Cond(
-            "Available",
+            ConditionType.AVAILABLE,
             "False",
-            "PodsNotReady",
+            Reason.PODS_NOT_READY,
             f"{min(updated, ready_now)} of {wanted} gateway pods are updated and available",
         )
     total = int(status.get("replicas") or 0)
     if total > updated:  # old pods still serve: the available ones are not all updated
         return Cond(
-            "Available",
+            ConditionType.AVAILABLE,
             "False",
-            "PodsNotReady",
+            Reason.PODS_NOT_READY,
             f"the rollout is in progress: {total - updated} old gateway pods remain",
         )
-    return Cond("Available", "True", "PodsReady", f"{wanted} of {wanted} gateway pods available")
+    return Cond(
+        ConditionType.AVAILABLE,
+        "True",
+        Reason.PODS_READY,
+        f"{wanted} of {wanted} gateway pods available",
+    )
 
 
 def ready(conditions: Sequence[Cond]) -> Cond:
     """Ready: the first of Accepted, ResolvedRefs and Available that is False."""
     by_type = {c.type: c for c in conditions}
-    for kind in ("Accepted", "ResolvedRefs", "Available"):
+    for kind in (ConditionType.ACCEPTED, ConditionType.RESOLVED_REFS, ConditionType.AVAILABLE):
         cond = by_type.get(kind)
         if cond is not None and not cond.ok:
-            return Cond("Ready", "False", cond.reason, cond.message)
-    return Cond("Ready", "True", "Ready", "the MCP endpoint is serving")
+            return Cond(ConditionType.READY, "False", cond.reason, cond.message)
+    return Cond(ConditionType.READY, "True", Reason.READY, "the MCP endpoint is serving")
 
 
 def passthrough(
@@ -140,7 +151,12 @@ def passthrough(
     if server.spec.authorization.type != "BearerPassthrough":
         return None
     if key_problem is not None:  # no Secret, or no value in it: no key is accepted
-        return Cond("PassthroughConfigured", "False", "ApiKeysMissing", key_problem.message)
+        return Cond(
+            ConditionType.PASSTHROUGH_CONFIGURED,
+            "False",
+            Reason.API_KEYS_MISSING,
+            key_problem.message,
+        )
     with_auth, insecure = [], []
     for name in server.spec.data_source_names():
         source = namespace.data_sources.get(name)
@@ -152,9 +168,9 @@ def passthrough(
             insecure.append(name)
     if with_auth:
         return Cond(
-            "PassthroughConfigured",
+            ConditionType.PASSTHROUGH_CONFIGURED,
             "False",
-            "DataSourceHasAuth",
+            Reason.DATA_SOURCE_HAS_AUTH,
             _message(
                 [
                     f"the caller's Authorization is not forwarded to data sources with their"
@@ -164,9 +180,9 @@ def passthrough(
         )
     if insecure:
         return Cond(
-            "PassthroughConfigured",
+            ConditionType.PASSTHROUGH_CONFIGURED,
             "False",
-            "InsecureDownstream",
+            Reason.INSECURE_DOWNSTREAM,
             _message(
                 [
                     f"the caller's Authorization is forwarded over plain http to:"
@@ -175,9 +191,9 @@ def passthrough(
             ),
         )
     return Cond(
-        "PassthroughConfigured",
+        ConditionType.PASSTHROUGH_CONFIGURED,
         "True",
-        "Configured",
+        Reason.CONFIGURED,
         "the caller's Authorization is forwarded to every data source",
     )
 
@@ -196,10 +212,10 @@ def data_source_conditions(
             invalid = AMBIENT_AWS_NOT_ALLOWED
     refs = resolved_refs(problems)
     if invalid is not None:
-        return [Cond("Ready", "False", "InvalidSpec", invalid), refs]
+        return [Cond(ConditionType.READY, "False", Reason.INVALID_SPEC, invalid), refs]
     if not refs.ok:
-        return [Cond("Ready", "False", refs.reason, refs.message), refs]
-    return [Cond("Ready", "True", "Ready", "the data source is usable"), refs]
+        return [Cond(ConditionType.READY, "False", refs.reason, refs.message), refs]
+    return [Cond(ConditionType.READY, "True", Reason.READY, "the data source is usable"), refs]
 
 
 def merge_conditions(

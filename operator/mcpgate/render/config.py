@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from mcpgate.api import HttpApiDataSource, McpServer, SecretKeyRef, Tool
+from mcpgate.api.common import secret_key_refs
 from mcpgate.api.datasource import DataSourceAuth
 from mcpgate.gateway.config import (
     DEFAULT_CREDENTIALS_DIR,
@@ -37,7 +38,6 @@ from mcpgate.gateway.config import (
     OAuth2Config,
     TlsConfig,
 )
-from mcpgate.render.refs import key_refs
 
 __all__ = [
     "credential_path",
@@ -206,7 +206,7 @@ def referenced_secret_keys(
         source = data_sources.get(name)
         if source is None:
             continue
-        refs.update((ref.name, ref.key) for _, ref in key_refs(source.spec))
+        refs.update((ref.name, ref.key) for _, ref in secret_key_refs(source.spec))
     return refs
 
 

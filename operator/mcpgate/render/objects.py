@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from mcpgate.api import HttpApiDataSource, McpServer
+from mcpgate.api import API_VERSION, HttpApiDataSource, McpServer
 from mcpgate.gateway.config import DEFAULT_CREDENTIALS_DIR
 from mcpgate.render.config import gateway_config_json, referenced_secret_keys
 from mcpgate.render.settings import RenderSettings
@@ -25,6 +26,8 @@ __all__ = [
     "CONFIG_DIR",
     "CONFIG_HASH_ANNOTATION",
     "HASH_ANNOTATION",
+    "OWNED_KINDS",
+    "OwnedKind",
     "config_map_name",
     "labels",
     "owner_reference",
@@ -63,6 +66,53 @@ def config_map_name(server_name: str) -> str:
     return f"{server_name}-config"
 
 
+def _server_name(server_name: str) -> str:
+    return server_name
+
+
+@dataclass(frozen=True)
+class OwnedKind:
+    """A kind of object an McpServer owns: how it is addressed, and its name."""
+
+    kind: str
+    api_version: str  # "apps/v1", or "v1" for the core group
+    plural: str
+    name: Callable[[str], str]  # from the server's name
+    optional: bool = False  # rendered only when wanted, deleted when not
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+    @property
+    def version(self) -> str:
+        return self.api_version.rpartition("/")[2]
+
+
+# The one table of what the operator owns: it renders these (and only these), watches
+# them for drift, reads them before each reconcile, and the chart's RBAC grants them.
+OWNED_KINDS: tuple[OwnedKind, ...] = (
+    OwnedKind("ConfigMap", "v1", "configmaps", config_map_name),
+    OwnedKind("Deployment", "apps/v1", "deployments", _server_name),
+    OwnedKind("Service", "v1", "services", _server_name),
+    OwnedKind(
+        "HorizontalPodAutoscaler",
+        "autoscaling/v2",
+        "horizontalpodautoscalers",
+        _server_name,
+        optional=True,
+    ),
+    OwnedKind(
+        "PodDisruptionBudget", "policy/v1", "poddisruptionbudgets", _server_name, optional=True
+    ),
+)
+_OWNED = {owned.kind: owned for owned in OWNED_KINDS}
+
+
+def _type_meta(kind: str) -> dict[str, str]:
+    return {"apiVersion": _OWNED[kind].api_version, "kind": kind}
+
+
 def selector_labels(server_name: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": "mcpgate-gateway", "app.kubernetes.io/instance": server_name}
 
@@ -78,7 +128,7 @@ def labels(server_name: str) -> dict[str, str]:
 
 def owner_reference(server: McpServer) -> dict[str, Any]:
     return {
-        "apiVersion": "mcpgate.io/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "McpServer",
         "name": server.metadata.name,
         "uid": server.metadata.uid or "",
@@ -114,8 +164,7 @@ def _stamped(obj: dict[str, Any], config_hash: str) -> dict[str, Any]:
 
 def _config_map(server: McpServer, config_json: str) -> dict[str, Any]:
     return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
+        **_type_meta("ConfigMap"),
         "metadata": _metadata(server, config_map_name(server.metadata.name)),
         "data": {"config.json": config_json},
     }
@@ -271,8 +320,7 @@ def _deployment(
     if spec.autoscaling is None:
         deployment_spec["replicas"] = spec.wanted_replicas
     return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
+        **_type_meta("Deployment"),
         "metadata": _metadata(server, name),
         "spec": deployment_spec,
     }
@@ -280,8 +328,7 @@ def _deployment(
 
 def _service(server: McpServer) -> dict[str, Any]:
     return {
-        "apiVersion": "v1",
-        "kind": "Service",
+        **_type_meta("Service"),
         "metadata": _metadata(server, server.metadata.name),
         "spec": {
             "type": "ClusterIP",
@@ -303,13 +350,11 @@ def _hpa(server: McpServer) -> dict[str, Any] | None:
     if scaling is None:
         return None
     return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
+        **_type_meta("HorizontalPodAutoscaler"),
         "metadata": _metadata(server, server.metadata.name),
         "spec": {
             "scaleTargetRef": {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
+                **_type_meta("Deployment"),
                 "name": server.metadata.name,
             },
             "minReplicas": scaling.min_replicas,
@@ -334,8 +379,7 @@ def _pdb(server: McpServer) -> dict[str, Any] | None:
     if server.spec.wanted_replicas <= 1:  # autoscaling: its minReplicas
         return None
     return {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
+        **_type_meta("PodDisruptionBudget"),
         "metadata": _metadata(server, server.metadata.name),
         "spec": {
             "maxUnavailable": 1,

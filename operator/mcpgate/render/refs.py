@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from mcpgate.api import HttpApiDataSource, McpServer, SecretKeyRef
-from mcpgate.api.datasource import HttpApiDataSourceSpec
+from mcpgate.api import HttpApiDataSource, McpServer
+from mcpgate.api.common import secret_key_refs
+from mcpgate.api.conditions import Reason
+from mcpgate.gateway.config import MIN_CREDENTIAL_LENGTH, is_empty_value
 
 __all__ = [
     "AMBIENT_AWS_NOT_ALLOWED",
@@ -19,7 +21,6 @@ __all__ = [
     "RefProblem",
     "SecretInfo",
     "data_source_problems",
-    "key_refs",
     "key_secret_problem",
     "server_ref_problems",
 ]
@@ -33,7 +34,7 @@ AMBIENT_AWS_NOT_ALLOWED = (
 @dataclass(frozen=True)
 class SecretInfo:
     """A Secret as the operator may know it: its key names, and which values are non-empty
-    (after dropping one trailing newline)."""
+    (as the gateway reads them: `gateway.config.credential_value`)."""
 
     name: str
     keys: frozenset[str]
@@ -44,7 +45,8 @@ class SecretInfo:
     def from_values(
         cls, name: str, values: Mapping[str, bytes], type_: str = "Opaque"
     ) -> SecretInfo:
-        nonempty = {k for k, v in values.items() if v.removesuffix(b"\n")}
+        """Key names and the yes/no of each value; the values themselves are not kept."""
+        nonempty = {k for k, v in values.items() if not is_empty_value(v)}
         return cls(name, frozenset(values), frozenset(nonempty), type_)
 
 
@@ -69,33 +71,6 @@ class Namespace:
     assume_secrets: bool = False
 
 
-def key_refs(spec: HttpApiDataSourceSpec) -> list[tuple[str, SecretKeyRef]]:
-    """Every Secret key a data source reads, with the field that names it."""
-    refs: list[tuple[str, SecretKeyRef | None]] = []
-    if spec.tls is not None:
-        refs.append(("tls.caSecretRef", spec.tls.ca_secret_ref))
-    auth = spec.auth
-    if auth.api_key is not None:
-        refs.append(("auth.apiKey.valueSecretRef", auth.api_key.value_secret_ref))
-    if auth.bearer is not None:
-        refs.append(("auth.bearer.tokenSecretRef", auth.bearer.token_secret_ref))
-    if auth.basic is not None:
-        refs.append(("auth.basic.usernameSecretRef", auth.basic.username_secret_ref))
-        refs.append(("auth.basic.passwordSecretRef", auth.basic.password_secret_ref))
-    oauth = auth.oauth2_client_credentials
-    if oauth is not None:
-        refs.append(("auth.oauth2ClientCredentials.clientIdSecretRef", oauth.client_id_secret_ref))
-        refs.append(
-            ("auth.oauth2ClientCredentials.clientSecretSecretRef", oauth.client_secret_secret_ref)
-        )
-    aws = auth.aws_sig_v4
-    if aws is not None:
-        refs.append(("auth.awsSigV4.accessKeyIdSecretRef", aws.access_key_id_secret_ref))
-        refs.append(("auth.awsSigV4.secretAccessKeySecretRef", aws.secret_access_key_secret_ref))
-        refs.append(("auth.awsSigV4.sessionTokenSecretRef", aws.session_token_secret_ref))
-    return [(path, ref) for path, ref in refs if ref is not None]
-
-
 def data_source_problems(
     source: HttpApiDataSource, namespace: Namespace, *, owner: str | None = None
 ) -> list[RefProblem]:
@@ -103,25 +78,28 @@ def data_source_problems(
     messages (a server reports its data sources' problems)."""
     prefix = f"{owner}: " if owner else ""
     problems = []
-    for path, ref in key_refs(source.spec):
+    for path, ref in secret_key_refs(source.spec):
         secret = namespace.secrets.get(ref.name)
         if secret is None:
             if not namespace.assume_secrets:
                 problems.append(
-                    RefProblem("SecretNotFound", f"{prefix}Secret {ref.name} ({path}) not found")
+                    RefProblem(
+                        Reason.SECRET_NOT_FOUND, f"{prefix}Secret {ref.name} ({path}) not found"
+                    )
                 )
         elif ref.key not in secret.keys:
             problems.append(
                 RefProblem(
-                    "SecretKeyNotFound", f"{prefix}Secret {ref.name} has no key {ref.key} ({path})"
+                    Reason.SECRET_KEY_NOT_FOUND,
+                    f"{prefix}Secret {ref.name} has no key {ref.key} ({path})",
                 )
             )
         elif ref.key not in secret.nonempty_keys:
             problems.append(
                 RefProblem(
-                    "SecretKeyNotFound",
-                    f"{prefix}Secret {ref.name} key {ref.key} is empty ({path}); an empty value is"
-                    " never a credential",
+                    Reason.SECRET_KEY_NOT_FOUND,
+                    f"{prefix}Secret {ref.name} key {ref.key} is empty ({path}); an empty value,"
+                    f" or one under {MIN_CREDENTIAL_LENGTH} characters, is never a credential",
                 )
             )
     return problems
@@ -137,11 +115,11 @@ def key_secret_problem(server: McpServer, namespace: Namespace) -> RefProblem | 
         if namespace.assume_secrets:
             return None
         return RefProblem(
-            "SecretNotFound", f"Secret {ref.name} (authorization.apiKeySecretRef) not found"
+            Reason.SECRET_NOT_FOUND, f"Secret {ref.name} (authorization.apiKeySecretRef) not found"
         )
     if not secret.nonempty_keys:
         return RefProblem(
-            "ApiKeysMissing",
+            Reason.API_KEYS_MISSING,
             f"Secret {ref.name} (authorization.apiKeySecretRef) holds no non-empty value:"
             " add at least one API key",
         )
@@ -154,7 +132,9 @@ def server_ref_problems(server: McpServer, namespace: Namespace) -> list[RefProb
     for name in server.spec.data_source_names():
         source = namespace.data_sources.get(name)
         if source is None and name not in namespace.invalid_data_sources:
-            problems.append(RefProblem("DataSourceNotFound", f"HttpApiDataSource {name} not found"))
+            problems.append(
+                RefProblem(Reason.DATA_SOURCE_NOT_FOUND, f"HttpApiDataSource {name} not found")
+            )
         elif source is not None:
             problems.extend(
                 data_source_problems(source, namespace, owner=f"HttpApiDataSource {name}")

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcpgate.api import McpServer
+from mcpgate.api.conditions import WARNING_REASONS, ConditionType, Reason
+from mcpgate.api.mcpserver import ServiceSettings
 from mcpgate.gateway.config import GatewayConfig
 from mcpgate.render.conditions import (
     Cond,
@@ -32,8 +34,6 @@ from mcpgate.render.refs import (
 from mcpgate.render.settings import RenderSettings
 
 __all__ = ["ServerPlan", "plan_data_source", "plan_invalid_server", "plan_server"]
-
-WARNING_REASONS = frozenset({"DataSourceHasAuth", "InsecureDownstream"})
 
 
 @dataclass
@@ -63,7 +63,7 @@ class ServerPlan:
 
     @property
     def ready(self) -> bool:
-        return next(c for c in self.conditions if c.type == "Ready").ok
+        return next(c for c in self.conditions if c.type == ConditionType.READY).ok
 
 
 def _invalid_sources(
@@ -124,7 +124,7 @@ def plan_server(
     """The plan for a server whose spec passed the models' validation."""
     invalid_sources = _invalid_sources(server, namespace, settings)
     accept = accepted(
-        ("InvalidSpec", invalid_sources) if invalid_sources else None, conflicts or []
+        (Reason.INVALID_SPEC, invalid_sources) if invalid_sources else None, conflicts or []
     )
     refs = resolved_refs(server_ref_problems(server, namespace))
     plan = ServerPlan(conditions=[])
@@ -142,6 +142,16 @@ def plan_server(
     return plan
 
 
+def _tools_and_port(spec: Any) -> tuple[int, int]:
+    spec = spec if isinstance(spec, dict) else {}
+    tools = spec.get("tools")
+    service = spec.get("service")
+    port = service.get("port") if isinstance(service, dict) else None
+    if not (isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= 65535):
+        port = ServiceSettings().port
+    return (len(tools) if isinstance(tools, list) else 0), port
+
+
 def plan_invalid_server(
     server_name: str,
     namespace: str,
@@ -149,16 +159,20 @@ def plan_invalid_server(
     message: str,
     *,
     settings: RenderSettings,
-    tools: int = 0,
-    port: int = 8080,
+    spec: Any = None,
 ) -> ServerPlan:
-    """The plan for a server whose spec the models refuse: report it, touch nothing."""
-    accept = Cond("Accepted", "False", reason, message)
+    """The plan for a server whose spec the models refuse: report it, touch nothing. The
+    raw `spec`, as far as it can be read, gives the status its tool count and URL port."""
+    tools, port = _tools_and_port(spec)
+    accept = Cond(ConditionType.ACCEPTED, "False", reason, message)
     refs = Cond(
-        "ResolvedRefs", "Unknown", "NotChecked", "references are checked once the spec is valid"
+        ConditionType.RESOLVED_REFS,
+        "Unknown",
+        Reason.NOT_CHECKED,
+        "references are checked once the spec is valid",
     )
-    avail = Cond("Available", "Unknown", "NotChecked", "the spec is not valid")
-    conditions = [Cond("Ready", "False", reason, message), accept, refs, avail]
+    avail = Cond(ConditionType.AVAILABLE, "Unknown", Reason.NOT_CHECKED, "the spec is not valid")
+    conditions = [Cond(ConditionType.READY, "False", reason, message), accept, refs, avail]
     host = f"{server_name}.{namespace}.svc.{settings.cluster_domain}"
     return ServerPlan(
         conditions=conditions,

@@ -26,10 +26,11 @@ from mcpgate.controller import main as controller_main
 from mcpgate.controller.handlers import ControllerSettings
 from mcpgate.manifests import read_documents
 
-from support.kube import KubeEnv, eventually, kube_environment
+from support.kube import KubeEnv, kube_environment
 from support.kube_api import ApiCall, KubeApi, serve_kube_api
 from support.operator import operator_in_thread
 from support.paths import EXAMPLES
+from support.poll import wait_for
 
 pytest_plugins = ["support.kube"]
 
@@ -143,8 +144,8 @@ def _collection_path(obj: Obj) -> str:
 
 
 async def until(check: Callable[[], T]) -> T:
-    """`eventually`, with room for a loaded machine (the operator shares its 2 cores)."""
-    result: T = await eventually(check, within=30)
+    """`wait_for`, with room for a loaded machine (the operator shares its 2 cores)."""
+    result: T = await wait_for(check, within=30)
     return result
 
 

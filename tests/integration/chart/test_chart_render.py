@@ -15,6 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from mcpgate.render.objects import OWNED_KINDS
 from mcpgate.render.settings import DEFAULT_IMAGE
 
 from support.paths import CRDS, DOCS, ROOT
@@ -378,6 +379,24 @@ def test_rbac_is_narrow(render: Any, config: str) -> None:
         assert not {"roles", "clusterroles", "rolebindings", "clusterrolebindings", "pods"} & set(
             rule["resources"]
         )
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_rbac_grants_the_owned_kinds_of_the_operators_table(render: Any, config: str) -> None:
+    """The chart cannot import render.objects.OWNED_KINDS: this keeps it in step. Each owned
+    kind is read, watched, created and patched; only the optional ones are deleted."""
+    rules = _rules(render(CONFIGS[config]))
+    for owned in OWNED_KINDS:
+        verbs = {
+            verb
+            for rule in rules
+            if owned.group in rule["apiGroups"] and owned.plural in rule["resources"]
+            for verb in rule["verbs"]
+        }
+        wanted = {"get", "list", "watch", "create", "patch"} | (
+            {"delete"} if owned.optional else set()
+        )
+        assert verbs == wanted, owned.kind
 
 
 def test_namespaced_install(render: Any) -> None:

@@ -4,10 +4,8 @@ files laid out as kubelet mounts the ConfigMap and Secrets -> `mcpgate gateway -
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from mcpgate.offline import render_files
 from mcpgate.render.objects import API_KEYS_DIR
 
 from support.gateway import free_port, mcp_session
+from support.poll import wait_for
 from support.upstream import RecordingUpstream
 
 API_KEY = "inbound-key-for-e2e-1"
@@ -137,15 +136,12 @@ async def test_rendered_config_runs_in_the_real_gateway(
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the gateway did not start"
-            await asyncio.sleep(0.05)
+        await wait_for(
+            lambda: httpx.get(f"{base}/readyz", timeout=1).status_code == 200,
+            within=20,
+            retry_on=(httpx.TransportError,),
+            what="the gateway's start",
+        )
         async with mcp_session(f"{base}/mcp", headers={"x-api-key": API_KEY}) as client:
             result_call = await client.call_tool("get_thing", {"id": 42})
         assert result_call.is_error is False

@@ -22,8 +22,9 @@ from kubernetes import client as k8s
 from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
 
-from support.kube import Kubectl, KubectlError, KubeEnv, eventually, running_operator
+from support.kube import Kubectl, KubectlError, KubeEnv, running_operator
 from support.kube_api import ApiCall, KubeApi
+from support.poll import wait_for, wait_for_sync
 
 pytest_plugins = ["support.kube"]
 
@@ -419,8 +420,7 @@ def test_cut_watches_end_open_streams(core: k8s.CoreV1Api, kube_api: KubeApi) ->
     thread = threading.Thread(target=consume)
     started = time.monotonic()
     thread.start()
-    while kube_api.watch_count("configmaps") == 0:
-        time.sleep(0.01)
+    wait_for_sync(lambda: kube_api.watch_count("configmaps") > 0, within=5, interval=0.01)
     assert kube_api.cut_watches() == 1
     thread.join(timeout=5)
     assert not thread.is_alive()
@@ -622,7 +622,7 @@ async def test_kopf_round_trip(kube_api: KubeApi, kubectl: Kubectl) -> None:
         kube_api.create(
             mcpserver("m", tools=3) | {"metadata": {"name": "m", "namespace": "default"}}
         )
-        status = await eventually(
+        status = await wait_for(
             lambda: (kube_api.read(f"{GROUP}/{VERSION}/{MCPSERVERS}", "default", "m") or {})[
                 "status"
             ]
@@ -634,7 +634,7 @@ async def test_kopf_round_trip(kube_api: KubeApi, kubectl: Kubectl) -> None:
     rules = kube_api.rbac_rules()
     assert {(GROUP, MCPSERVERS, "list"), (GROUP, MCPSERVERS, "watch")} <= rules
     assert {(GROUP, MCPSERVERS, "patch"), (GROUP, "mcpservers/status", "patch")} <= rules
-    await eventually(lambda: kube_api.watch_count() == 0)  # kopf closed its streams
+    await wait_for(lambda: kube_api.watch_count() == 0)  # kopf closed its streams
 
 
 async def test_kopf_retries_injected_server_errors(kube_api: KubeApi) -> None:
@@ -649,7 +649,7 @@ async def test_kopf_retries_injected_server_errors(kube_api: KubeApi) -> None:
         api=kube_api, module_or_registry=module, settings_hook=fast_retries
     ):
         kube_api.create(mcpserver("m") | {"metadata": {"name": "m", "namespace": "default"}})
-        await eventually(
+        await wait_for(
             lambda: (kube_api.read(f"{GROUP}/{VERSION}/{MCPSERVERS}", "default", "m") or {})[
                 "status"
             ]
@@ -666,15 +666,15 @@ async def test_kopf_resumes_a_cut_watch_without_replaying(kube_api: KubeApi) -> 
         kube_api.create(
             mcpserver("first") | {"metadata": {"name": "first", "namespace": "default"}}
         )
-        await eventually(lambda: handled == ["first"])
-        await eventually(lambda: kube_api.watch_count(MCPSERVERS) == 1)
+        await wait_for(lambda: handled == ["first"])
+        await wait_for(lambda: kube_api.watch_count(MCPSERVERS) == 1)
         lists_before = sum(c.verb == "list" and c.resource == MCPSERVERS for c in kube_api.calls)
 
         assert kube_api.cut_watches(MCPSERVERS) == 1
         kube_api.create(
             mcpserver("second") | {"metadata": {"name": "second", "namespace": "default"}}
         )
-        await eventually(lambda: handled == ["first", "second"])
+        await wait_for(lambda: handled == ["first", "second"])
 
         watches = [c for c in kube_api.calls if c.verb == "watch" and c.resource == MCPSERVERS]
         assert len(watches) == 2

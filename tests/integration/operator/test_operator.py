@@ -20,10 +20,11 @@ from mcpgate.manifests import read_documents
 from mcpgate.render.objects import CONFIG_HASH_ANNOTATION
 from mcpgate.render.settings import RenderSettings
 
-from support.kube import KubeEnv, eventually
+from support.kube import KubeEnv
 from support.kube_api import KubeApi
 from support.operator import operator_in_thread
 from support.paths import EXAMPLE_DIRS, EXAMPLES
+from support.poll import wait_for
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 pytest_plugins = ["support.kube"]
@@ -135,7 +136,7 @@ async def test_each_example_becomes_ready(operator: KubeApi, folder: Path, ns: s
     name = _server_name(folder)
     server = next(d for d in docs if d["kind"] == "McpServer")
 
-    service = await eventually(lambda: _read(operator, "v1/services", ns, name))
+    service = await wait_for(lambda: _read(operator, "v1/services", ns, name))
     deployment = _read(operator, "apps/v1/deployments", ns, name)
     config_map = _read(operator, "v1/configmaps", ns, f"{name}-config")
     mcp = _read(operator, "mcpgate.io/v1alpha1/mcpservers", ns, name)
@@ -149,11 +150,11 @@ async def test_each_example_becomes_ready(operator: KubeApi, folder: Path, ns: s
     assert [t["name"] for t in config["tools"]] == [t["name"] for t in server["spec"]["tools"]]
     replicas = server["spec"].get("replicas", 1)
     if replicas > 1:
-        await eventually(lambda: _read(operator, "policy/v1/poddisruptionbudgets", ns, name))
+        await wait_for(lambda: _read(operator, "policy/v1/poddisruptionbudgets", ns, name))
     else:
         assert operator.read("policy/v1/poddisruptionbudgets", ns, name) is None
 
-    available = await eventually(
+    available = await wait_for(
         lambda: _condition(_read(operator, "mcpgate.io/v1alpha1/mcpservers", ns, name), "Available")
     )
     assert (available["status"], available["reason"]) == ("False", "PodsNotReady")
@@ -164,7 +165,7 @@ async def test_each_example_becomes_ready(operator: KubeApi, folder: Path, ns: s
         assert _condition(obj, "Ready")["status"] == "True"
         return obj
 
-    status = (await eventually(ready))["status"]
+    status = (await wait_for(ready))["status"]
     assert status["url"] == f"http://{name}.{ns}.svc.kube.test:8080/mcp"
     assert status["tools"] == len(server["spec"]["tools"])
     assert status["readyReplicas"] == replicas
@@ -173,7 +174,7 @@ async def test_each_example_becomes_ready(operator: KubeApi, folder: Path, ns: s
         assert cond["observedGeneration"] == mcp["metadata"]["generation"]
         assert cond["lastTransitionTime"]
     for source in (d for d in docs if d["kind"] == "HttpApiDataSource"):
-        ready_ds = await eventually(
+        ready_ds = await wait_for(
             lambda s=source: _condition(
                 _read(
                     operator, "mcpgate.io/v1alpha1/httpapidatasources", ns, s["metadata"]["name"]
@@ -189,7 +190,7 @@ async def test_server_before_its_data_source_and_secret(operator: KubeApi, ns: s
     docs = _docs(folder, ns)
     name = _server_name(folder)
     _apply(operator, docs, ("McpServer",))
-    refs = await eventually(
+    refs = await wait_for(
         lambda: _condition(
             _read(operator, "mcpgate.io/v1alpha1/mcpservers", ns, name), "ResolvedRefs"
         )
@@ -205,11 +206,11 @@ async def test_server_before_its_data_source_and_secret(operator: KubeApi, ns: s
         )
         return cond["reason"] == "SecretNotFound"
 
-    await eventually(secret_missing)
+    await wait_for(secret_missing)
     _apply(operator, docs, ("Secret",))
-    await eventually(lambda: _read(operator, "apps/v1/deployments", ns, name))
+    await wait_for(lambda: _read(operator, "apps/v1/deployments", ns, name))
     _deployment_becomes_ready(operator, ns, name)
-    await eventually(
+    await wait_for(
         lambda: (
             _condition(_read(operator, "mcpgate.io/v1alpha1/mcpservers", ns, name), "Ready")[
                 "status"
@@ -224,9 +225,9 @@ async def _ready_example(api: KubeApi, folder: Path, ns: str) -> str:
     for kind in ("Secret", "HttpApiDataSource", "McpServer"):
         _apply(api, docs, (kind,))
     name = _server_name(folder)
-    await eventually(lambda: _read(api, "apps/v1/deployments", ns, name))
+    await wait_for(lambda: _read(api, "apps/v1/deployments", ns, name))
     _deployment_becomes_ready(api, ns, name)
-    await eventually(
+    await wait_for(
         lambda: (
             _condition(_read(api, "mcpgate.io/v1alpha1/mcpservers", ns, name), "Ready")["status"]
             == "True"
@@ -259,8 +260,8 @@ async def test_a_tool_change_updates_config_and_pod_annotation(operator: KubeApi
         )
         return config["tools"][0]["description"] == "A changed description."
 
-    await eventually(changed)
-    await eventually(lambda: _pod_hash(operator, ns, name) != before)
+    await wait_for(changed)
+    await wait_for(lambda: _pod_hash(operator, ns, name) != before)
 
 
 async def test_a_data_source_change_rerenders_its_servers(operator: KubeApi, ns: str) -> None:
@@ -280,7 +281,7 @@ async def test_a_data_source_change_rerenders_its_servers(operator: KubeApi, ns:
         )
         return bool(config["data_sources"][source]["base_url"] == "https://mirror.example.com/v2")
 
-    await eventually(rerendered)
+    await wait_for(rerendered)
 
 
 async def test_a_deleted_secret_key_is_named_and_recovery_follows(
@@ -304,7 +305,7 @@ async def test_a_deleted_secret_key_is_named_and_recovery_follows(
         assert cond["reason"] == "SecretKeyNotFound"
         return cond
 
-    cond = await eventually(missing)
+    cond = await wait_for(missing)
     assert secret_name in cond["message"]
     assert key in cond["message"]
     ready = _condition(_read(operator, "mcpgate.io/v1alpha1/mcpservers", ns, name), "Ready")
@@ -314,7 +315,7 @@ async def test_a_deleted_secret_key_is_named_and_recovery_follows(
         f"/api/v1/namespaces/{ns}/secrets/{secret_name}",
         {"data": {key: live["data"][key]}},
     )
-    await eventually(
+    await wait_for(
         lambda: (
             _condition(_read(operator, "mcpgate.io/v1alpha1/mcpservers", ns, name), "Ready")[
                 "status"
@@ -336,10 +337,10 @@ async def test_hand_edits_are_put_back(operator: KubeApi, ns: str) -> None:
         live = _read(operator, "apps/v1/deployments", ns, name)
         return bool(live["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE)
 
-    await eventually(put_back)
+    await wait_for(put_back)
     # Fields the operator does not set are left alone.
     _patch(operator, path, {"metadata": {"annotations": {"team": "billing"}}})
-    await eventually(
+    await wait_for(
         lambda: (
             _read(operator, "apps/v1/deployments", ns, name)["metadata"]["annotations"]["team"]
             == "billing"
@@ -363,9 +364,9 @@ async def test_available_follows_the_deployment(operator: KubeApi, ns: str) -> N
             and obj["status"]["readyReplicas"] == 0
         )
 
-    await eventually(not_ready)
+    await wait_for(not_ready)
     _deployment_becomes_ready(operator, ns, name)
-    await eventually(
+    await wait_for(
         lambda: (
             _condition(_read(operator, "mcpgate.io/v1alpha1/mcpservers", ns, name), "Ready")[
                 "status"
@@ -381,7 +382,7 @@ async def test_an_unchanged_reconcile_writes_nothing(operator: KubeApi, ns: str)
         "metadata"
     ]["name"]
     mcp = _read(operator, "mcpgate.io/v1alpha1/mcpservers", ns, name)
-    await eventually(lambda: len(operator.calls) > 0)
+    await wait_for(lambda: len(operator.calls) > 0)
     before = len(operator.calls)
     # A change to the Secret that changes nothing the server depends on: a reconcile runs.
     _patch(
@@ -389,7 +390,7 @@ async def test_an_unchanged_reconcile_writes_nothing(operator: KubeApi, ns: str)
         f"/api/v1/namespaces/{ns}/secrets/{secret}",
         {"metadata": {"labels": {"touched": "yes"}}},
     )
-    await eventually(
+    await wait_for(
         lambda: any(
             c.verb == "get" and c.resource == "deployments" and c.namespace == ns
             for c in operator.calls[before:]
@@ -426,7 +427,7 @@ async def test_misconfigured_passthrough_warns(operator: KubeApi, ns: str) -> No
         assert events
         return events[0]
 
-    event = await eventually(warning)
+    event = await wait_for(warning)
     assert event["type"] == "Warning"
     assert event["involvedObject"]["name"] == name
 
@@ -444,16 +445,16 @@ async def test_autoscaling_adds_and_removes_the_hpa(operator: KubeApi, ns: str) 
             }
         },
     )
-    hpa = await eventually(
+    hpa = await wait_for(
         lambda: _read(operator, "autoscaling/v2/horizontalpodautoscalers", ns, name)
     )
     assert hpa["spec"]["maxReplicas"] == 5
-    await eventually(lambda: _read(operator, "policy/v1/poddisruptionbudgets", ns, name))
+    await wait_for(lambda: _read(operator, "policy/v1/poddisruptionbudgets", ns, name))
     _patch(operator, path, {"spec": {"autoscaling": None, "replicas": 1}})
-    await eventually(
+    await wait_for(
         lambda: operator.read("autoscaling/v2/horizontalpodautoscalers", ns, name) is None
     )
-    await eventually(lambda: operator.read("policy/v1/poddisruptionbudgets", ns, name) is None)
+    await wait_for(lambda: operator.read("policy/v1/poddisruptionbudgets", ns, name) is None)
 
 
 async def test_invalid_spec_is_not_accepted(operator: KubeApi, ns: str) -> None:
@@ -462,7 +463,7 @@ async def test_invalid_spec_is_not_accepted(operator: KubeApi, ns: str) -> None:
     server["spec"]["tools"][1]["request"]["path"] = "/posts/:post_id"
     _apply(operator, docs, ("HttpApiDataSource", "McpServer"))
     name = server["metadata"]["name"]
-    cond = await eventually(
+    cond = await wait_for(
         lambda: _condition(_read(operator, "mcpgate.io/v1alpha1/mcpservers", ns, name), "Accepted")
     )
     assert (cond["status"], cond["reason"]) == ("False", "UnknownParameter")
@@ -482,7 +483,7 @@ async def test_name_conflict(operator: KubeApi, ns: str) -> None:
         }
     )
     _apply(operator, docs, ("HttpApiDataSource", "McpServer"))
-    cond = await eventually(
+    cond = await wait_for(
         lambda: _condition(_read(operator, "mcpgate.io/v1alpha1/mcpservers", ns, name), "Accepted")
     )
     assert (cond["status"], cond["reason"]) == ("False", "NameConflict")
@@ -499,9 +500,9 @@ async def test_kubectl_apply_and_get(operator: KubeApi, kube_env_module: KubeEnv
     folder = EXAMPLES / "inbound-apikey"
     kubectl("apply", "--validate=false", "-n", ns, "-f", str(folder))
     name = _server_name(folder)
-    await eventually(lambda: _read(operator, "apps/v1/deployments", ns, name))
+    await wait_for(lambda: _read(operator, "apps/v1/deployments", ns, name))
     _deployment_becomes_ready(operator, ns, name)
-    await eventually(
+    await wait_for(
         lambda: (
             _condition(_read(operator, "mcpgate.io/v1alpha1/mcpservers", ns, name), "Ready")[
                 "status"
@@ -537,9 +538,9 @@ async def test_no_canary_anywhere(operator: KubeApi, ns: str, operator_logs: lis
     for kind in ("Secret", "HttpApiDataSource", "McpServer"):
         _apply(operator, docs, (kind,))
     name = _server_name(EXAMPLES / "outbound-basic")
-    await eventually(lambda: _read(operator, "apps/v1/deployments", ns, name))
+    await wait_for(lambda: _read(operator, "apps/v1/deployments", ns, name))
     _deployment_becomes_ready(operator, ns, name)
-    await eventually(
+    await wait_for(
         lambda: (
             _condition(_read(operator, "mcpgate.io/v1alpha1/mcpservers", ns, name), "Ready")[
                 "status"

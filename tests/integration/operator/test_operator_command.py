@@ -14,21 +14,13 @@ import httpx
 from support.gateway import free_port
 from support.kube import KubeEnv
 from support.paths import EXAMPLES
+from support.poll import wait_for_sync
 
 pytest_plugins = ["support.kube"]
 
 
 def _wait(check: Any, within: float = 20) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            result = check()
-            if result:
-                return result
-        except (httpx.TransportError, LookupError):
-            pass
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
+    return wait_for_sync(check, within=within, interval=0.1, retry_on=(httpx.TransportError,))
 
 
 def test_operator_command_reconciles_in_its_namespaces_only(kube_env: KubeEnv) -> None:

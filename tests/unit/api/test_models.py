@@ -10,6 +10,8 @@ from pydantic import ValidationError
 from mcpgate.api import HttpApiDataSource, McpServer
 from mcpgate.api.mcpserver import path_placeholders
 
+from support.objects import wire as to_wire
+
 
 def _server(tool: dict[str, Any]) -> McpServer:
     return McpServer.model_validate(
@@ -154,6 +156,6 @@ def test_models_round_trip_to_the_wire_form() -> None:
     server = _server(
         {"parameters": [{"name": "id", "required": True}], "request": {"path": "/x/:id"}}
     )
-    wire = server.to_wire()
+    wire = to_wire(server)
     assert wire["spec"]["tools"][0]["dataSource"] == "d"
     assert McpServer.model_validate(wire) == server

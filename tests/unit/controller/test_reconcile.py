@@ -7,7 +7,8 @@ import asyncio
 import copy
 from typing import Any
 
-from mcpgate.controller.reconcile import OWNED_NAMES, Reconciler, State
+from mcpgate.controller.reconcile import Reconciler, State
+from mcpgate.render.objects import OWNED_KINDS
 from mcpgate.render.refs import SecretInfo
 from mcpgate.render.settings import RenderSettings
 
@@ -125,7 +126,7 @@ async def test_reconciles_of_one_server_never_overlap() -> None:
     reconciler, _ = _reconciler(kube, copy.deepcopy(SERVER))
     await asyncio.gather(*(reconciler.server("ns", "s") for _ in range(10)))
     # One reconcile reads its owned objects at once; ten overlapping ones would read 50.
-    assert kube.most_reading == len(OWNED_NAMES)
+    assert kube.most_reading == len(OWNED_KINDS)
     assert not kube.write_overlapped
     assert sum(1 for op, kind, _ in kube.writes if op == "create" and kind == "Deployment") == 1
 
@@ -142,3 +143,15 @@ async def test_transition_times_survive_a_stale_index() -> None:
     await reconciler.server("ns", "s")
     assert kube.writes == []
     assert kube.objects[("McpServer", "ns", "s")]["status"] == first
+
+
+async def test_an_invalid_server_reports_its_own_service_port() -> None:
+    kube = FakeKube()
+    server = copy.deepcopy(SERVER)
+    server["spec"]["service"] = {"port": 9000}
+    server["spec"]["tools"][0]["request"]["path"] = "/x/:nope"  # UnknownParameter
+    reconciler, _ = _reconciler(kube, server)
+    await reconciler.server("ns", "s")
+    status = kube.objects[("McpServer", "ns", "s")]["status"]
+    assert status["url"] == "http://s.ns.svc.cluster.local:9000/mcp"
+    assert not [w for w in kube.writes if w[1] != "McpServer"]

@@ -20,10 +20,10 @@ def _write(root: Path, relative: str, value: str) -> None:
 
 def test_outside_a_loop_every_read_sees_the_file_as_it_is(tmp_path: Path) -> None:
     store = CredentialStore(tmp_path)
-    _write(tmp_path, "creds/token", "one\n")
-    assert store.read("creds/token") == "one"
-    _write(tmp_path, "creds/token", "two")
-    assert store.read("creds/token") == "two"
+    _write(tmp_path, "creds/token", "value-one\n")
+    assert store.read("creds/token") == "value-one"
+    _write(tmp_path, "creds/token", "value-two")
+    assert store.read("creds/token") == "value-two"
     (tmp_path / "creds" / "token").unlink()
     with pytest.raises(CredentialError, match="creds/token is not mounted"):
         store.read("creds/token")
@@ -31,17 +31,17 @@ def test_outside_a_loop_every_read_sees_the_file_as_it_is(tmp_path: Path) -> Non
 
 async def test_a_file_is_checked_once_per_turn_of_the_loop(tmp_path: Path) -> None:
     store = CredentialStore(tmp_path)
-    _write(tmp_path, "creds/token", "one")
+    _write(tmp_path, "creds/token", "value-one")
     _write(tmp_path, "keys/a", "key-a")
-    assert store.read("creds/token") == "one"
+    assert store.read("creds/token") == "value-one"
     assert store.read_dir("keys") == ["key-a"]
-    _write(tmp_path, "creds/token", "two")
+    _write(tmp_path, "creds/token", "value-two")
     _write(tmp_path, "keys/b", "key-b")
     # Still this turn: what it checked stands.
-    assert store.read("creds/token") == "one"
+    assert store.read("creds/token") == "value-one"
     assert store.read_dir("keys") == ["key-a"]
     await asyncio.sleep(0)  # the next turn
-    assert store.read("creds/token") == "two"
+    assert store.read("creds/token") == "value-two"
     assert store.read_dir("keys") == ["key-a", "key-b"]
 
 
@@ -56,16 +56,16 @@ async def test_a_failed_check_is_not_kept(tmp_path: Path) -> None:
 def test_a_turn_ends_with_its_loop(tmp_path: Path) -> None:
     """A loop closed before its turn ended leaves nothing behind for the next one."""
     store = CredentialStore(tmp_path)
-    _write(tmp_path, "creds/token", "one")
+    _write(tmp_path, "creds/token", "value-one")
 
     async def read() -> str:
         return store.read("creds/token")
 
     first = asyncio.new_event_loop()
     try:
-        assert first.run_until_complete(read()) == "one"
+        assert first.run_until_complete(read()) == "value-one"
     finally:
         first.close()
-    _write(tmp_path, "creds/token", "two")
-    assert store.read("creds/token") == "two"
-    assert asyncio.run(read()) == "two"
+    _write(tmp_path, "creds/token", "value-two")
+    assert store.read("creds/token") == "value-two"
+    assert asyncio.run(read()) == "value-two"

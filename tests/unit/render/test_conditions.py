@@ -33,6 +33,8 @@ from mcpgate.render.refs import (
 from mcpgate.render.server import ServerPlan, plan_invalid_server, plan_server
 from mcpgate.render.settings import RenderSettings
 
+from support import objects
+
 NS = "team-a"
 SETTINGS = RenderSettings()
 Body = dict[str, Any]
@@ -61,62 +63,35 @@ def source(
     base_url: str | None = None,
     tls: Body | None = None,
 ) -> HttpApiDataSource:
-    spec: Body = {"baseUrl": base_url or f"https://{name}.example.com/api"}
-    if auth is not None:
-        spec["auth"] = auth
-    if tls is not None:
-        spec["tls"] = tls
-    return HttpApiDataSource.model_validate(
-        {
-            "apiVersion": "mcpgate.io/v1alpha1",
-            "kind": "HttpApiDataSource",
-            "metadata": {"name": name, "namespace": NS},
-            "spec": spec,
-        }
-    )
+    extra = {"tls": tls} if tls is not None else {}
+    body = objects.data_source(name, namespace=NS, base_url=base_url, auth=auth, **extra)
+    return HttpApiDataSource.model_validate(body)
 
 
 def bearer(holder: str = "creds", key: str = "token") -> Body:
-    ref = {"name": holder, "key": key}
-    return {"type": "Bearer", "bearer": {"tokenSecretRef": ref}}
+    return objects.bearer(holder, key)
 
 
 def basic(holder: str = "creds", key: str = "password") -> Body:
-    return {
-        "type": "Basic",
-        "basic": {"username": "svc", "passwordSecretRef": {"name": holder, "key": key}},
-    }
+    return objects.basic(holder, key)
 
 
 def aws(keys: bool) -> Body:
-    block: Body = {"region": "eu-west-1", "service": "execute-api"}
-    if keys:
-        block["accessKeyIdSecretRef"] = {"name": "aws", "key": "id"}
-        block["secretAccessKeySecretRef"] = {"name": "aws", "key": "secret"}
-    return {"type": "AwsSigV4", "awsSigV4": block}
+    return objects.aws(keys=keys)
 
 
 def server_body(*sources: str, mode: str = "None", name: str = "billing-mcp") -> Body:
-    authorization: Body = {"type": mode}
-    if mode != "None":
-        authorization["apiKeySecretRef"] = {"name": "keys"}
-    return {
-        "apiVersion": "mcpgate.io/v1alpha1",
-        "kind": "McpServer",
-        "metadata": {"name": name, "namespace": NS, "uid": "uid-1", "generation": 4},
-        "spec": {
-            "authorization": authorization,
-            "tools": [
-                {
-                    "name": f"call_{i}",
-                    "description": "Calls it.",
-                    "dataSource": s,
-                    "request": {"path": "/x"},
-                }
-                for i, s in enumerate(sources)
-            ],
-        },
-    }
+    tools = [
+        objects.tool(f"call_{i}", s, path="/x", description="Calls it.")
+        for i, s in enumerate(sources)
+    ]
+    return objects.mcp_server(
+        name,
+        namespace=NS,
+        tools=tools,
+        authorization={"type": "None"} if mode == "None" else objects.api_key("keys", mode),
+        metadata={"uid": "uid-1", "generation": 4},
+    )
 
 
 def server(*sources: str, mode: str = "None", **spec: Any) -> McpServer:
@@ -243,7 +218,9 @@ def test_ambient_aws_is_refused_unless_allowed() -> None:
 
 
 def test_aws_with_keys_needs_no_permission() -> None:
-    ns = namespace(source("dynamo", aws(keys=True)), secrets=[secret("aws", id=b"x", secret=b"y")])
+    ns = namespace(
+        source("dynamo", aws(keys=True)), secrets=[secret("aws", id=b"id-x", secret=b"secret-y")]
+    )
     plan = plan_server(server("dynamo"), ns, SETTINGS)
     assert conds(plan)["Accepted"].ok
     assert conds(plan)["ResolvedRefs"].ok
@@ -260,8 +237,7 @@ def invalid_plan(body: Body) -> tuple[str, ServerPlan]:
         reason,
         message,
         settings=SETTINGS,
-        tools=len(body["spec"]["tools"]),
-        port=9000,
+        spec={**body["spec"], "service": {"port": 9000}},
     )
     return reason, plan
 
@@ -423,12 +399,6 @@ def test_empty_secret_value_is_a_missing_key(value: bytes) -> None:
     assert_nothing_planned(plan)
 
 
-def test_one_trailing_newline_is_ignored_but_the_value_counts() -> None:
-    info = secret("creds", token=b"abc\n", blank=b"\n", two=b"\n\n")
-    assert info.keys == {"token", "blank", "two"}
-    assert info.nonempty_keys == {"token", "two"}
-
-
 @pytest.mark.parametrize("mode", ["ApiKey", "BearerPassthrough"])
 @pytest.mark.parametrize(
     "values",
@@ -487,7 +457,9 @@ def test_server_refs_cover_its_data_sources_secrets_of_every_kind() -> None:
         },
         tls={"caSecretRef": {"name": "ca", "key": "ca.crt"}},
     )
-    problems = server_ref_problems(server("crm"), namespace(ds, secrets=[secret("oauth", id=b"x")]))
+    problems = server_ref_problems(
+        server("crm"), namespace(ds, secrets=[secret("oauth", id=b"id-x")])
+    )
     messages = " | ".join(p.message for p in problems)
     assert [p.reason for p in problems] == ["SecretNotFound", "SecretKeyNotFound"]
     assert "Secret ca" in messages
@@ -808,7 +780,7 @@ def test_data_source_without_auth_needs_no_secret() -> None:
     ("secrets", "reason", "named"),
     [
         ([], "SecretNotFound", "creds"),
-        ([secret("creds", other=b"x")], "SecretKeyNotFound", "token"),
+        ([secret("creds", other=b"other")], "SecretKeyNotFound", "token"),
         ([secret("creds", token=b"")], "SecretKeyNotFound", "token"),
         ([secret("creds", token=b"\n")], "SecretKeyNotFound", "token"),
     ],
@@ -846,8 +818,10 @@ def test_data_source_ambient_aws_refused_unless_allowed() -> None:
 
 def test_data_source_aws_with_keys() -> None:
     ds = source("s3", aws(keys=True))
-    assert ds_conds(ds, namespace(ds, secrets=[secret("aws", id=b"a", secret=b"b")]))["Ready"].ok
-    missing = ds_conds(ds, namespace(ds, secrets=[secret("aws", id=b"a")]))
+    assert ds_conds(ds, namespace(ds, secrets=[secret("aws", id=b"id-a", secret=b"secret-b")]))[
+        "Ready"
+    ].ok
+    missing = ds_conds(ds, namespace(ds, secrets=[secret("aws", id=b"id-a")]))
     assert missing["Ready"].reason == "SecretKeyNotFound"
     assert "secretAccessKeySecretRef" in missing["Ready"].message
 

@@ -22,6 +22,7 @@ from mcpgate.render.refs import Namespace, SecretInfo
 from mcpgate.render.server import ServerPlan, plan_server
 from mcpgate.render.settings import DEFAULT_IMAGE, RenderSettings
 
+from support.objects import wire
 from support.paths import EXAMPLE_DIRS
 
 UID = "6f1c9a52-3d4e-4b7a-9c1f-0a2b3c4d5e6f"
@@ -93,13 +94,13 @@ def plan(example: Example, server: McpServer | None = None, **kwargs: Any) -> Se
 
 def changed(server: McpServer, mutate: Callable[[Body], None]) -> McpServer:
     """The server after an edit of its wire form (the uid is kept)."""
-    body = copy.deepcopy(server.to_wire())
+    body = copy.deepcopy(wire(server))
     mutate(body)
     return McpServer.model_validate(body)
 
 
 def changed_source(source: HttpApiDataSource, mutate: Callable[[Body], None]) -> HttpApiDataSource:
-    body = copy.deepcopy(source.to_wire())
+    body = copy.deepcopy(wire(source))
     mutate(body)
     return HttpApiDataSource.model_validate(body)
 
