@@ -27,7 +27,7 @@ from hardening.canaries import SINK
 from mcpgate.gateway.config import GatewayConfig
 from mcpgate.gateway.server import build_app
 
-from support.gateway import RunningGateway, _serve_in_thread, free_port
+from support.gateway import RunningGateway, serve_in_thread, free_port
 
 __all__ = [
     "HEADERS",
@@ -144,7 +144,7 @@ async def call_tool(
 def gateway_in_thread(config: GatewayConfig) -> Iterator[RunningGateway]:
     """The real gateway under uvicorn in a thread of its own (sync, for module fixtures)."""
     app, _ = build_app(config)
-    with _serve_in_thread(app) as base:
+    with serve_in_thread(app) as base:
         yield RunningGateway(url=f"{base}/mcp", base=base, app=app)
 
 
