@@ -27,7 +27,7 @@ from hardening.canaries import SINK
 from mcpgate.gateway.config import GatewayConfig
 from mcpgate.gateway.server import build_app
 
-from support.gateway import RunningGateway, serve_in_thread, free_port
+from support.gateway import RunningGateway, free_port, serve_in_thread
 
 __all__ = [
     "HEADERS",
