@@ -47,6 +47,8 @@ log = logging.getLogger("node")
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 # What the mcpgate image sets (Dockerfile): its user, its home and its environment.
 IMAGE_USER = 10001
+IMAGE_PASSWD = "mcpgate:x:10001:10001::/tmp:/usr/sbin/nologin\n"  # noqa: S105 - no password
+IMAGE_GROUP = "mcpgate:x:10001:\n"
 IMAGE_ENV = {
     "HOME": "/tmp",  # noqa: S108 - the image's home: the pod's /tmp emptyDir
     "PYTHONDONTWRITEBYTECODE": "1",
@@ -571,6 +573,9 @@ class PodRunner:
         """The shell lines that, in the process's own mount namespace, put each volume at
         its mountPath; the mount points themselves are made (empty) on the host."""
         lines = ["set -e"]
+        for name in ("passwd", "group"):  # the image's user, as its /etc has it
+            src = shlex.quote(str(Path(self.node.cfg.state, "image", name)))
+            lines.append(f"mount --bind {src} /etc/{name}")
         for m in c.get("volumeMounts", []):
             src = self.dir / "volumes" / m["name"]
             dst = os.path.normpath(m["mountPath"])
@@ -975,6 +980,18 @@ class Node:
         self.ips: dict[str, str] = {}
         self.objects = Objects(self.api, self._objects_changed)
         self.stopping = threading.Event()
+        self._image_etc()
+
+    def _image_etc(self) -> None:
+        """The host's /etc/passwd and /etc/group plus the image's own user, mounted over
+        them for each pod's process: programs that look their user up find it there."""
+        etc = Path(self.cfg.state, "image")
+        etc.mkdir(exist_ok=True)
+        for name, line in (("passwd", IMAGE_PASSWD), ("group", IMAGE_GROUP)):
+            host = Path("/etc", name).read_text()
+            have = any(e.split(":")[2:3] == [str(IMAGE_USER)] for e in host.splitlines())
+            (etc / name).write_text(host if have else host + line)
+            (etc / name).chmod(0o644)
 
     # --- bookkeeping ------------------------------------------------------------------
 
