@@ -65,6 +65,9 @@ rules:
   # Every other ServiceAccount: the operator's real calls, to hold against its RBAC.
   - level: Metadata
     userGroups: ["system:serviceaccounts"]
+  # Requests without credentials: a client that lost its token shows up here.
+  - level: Metadata
+    userGroups: ["system:unauthenticated"]
   - level: None
 """
 
