@@ -368,6 +368,20 @@ def up(_args: argparse.Namespace) -> int:
     kube = kubectl()
     link_tools(binary / "helm", kube)
     say(f"[{time.monotonic() - t0:.1f}s] starting a cluster in {state}")
+    try:
+        start(state, binary, t0)
+    except BaseException:  # leave nothing half-started behind, but show why
+        for log in sorted((state / "logs").glob("*.log")):
+            tail = log.read_text(errors="replace").splitlines()[-10:]
+            say(f"the end of {log}:\n" + "\n".join(tail))
+        say("start failed: stopping what was started")
+        down(_args)
+        raise
+    print(f"export KUBECONFIG={admin}")
+    return 0
+
+
+def start(state: Path, binary: Path, t0: float) -> None:
     state.mkdir(mode=0o711, parents=True)
     for sub in ("pids", "logs", "etcd"):
         (state / sub).mkdir(mode=0o700)
@@ -446,7 +460,7 @@ def up(_args: argparse.Namespace) -> int:
         state,
     )
     say(f"[{time.monotonic() - t0:.1f}s] kube-apiserver ready on {server}")
-    kubeconfig(admin, server, pki, "admin")
+    kubeconfig(state / "admin.kubeconfig", server, pki, "admin")
     kubeconfig(state / "controller-manager.kubeconfig", server, pki, "controller-manager")
 
     kcm = spawn(
@@ -511,8 +525,6 @@ def up(_args: argparse.Namespace) -> int:
     took = time.monotonic() - t0
     say(f"[{took:.1f}s] ready: kube-controller-manager and node {NODE} (pods on {prefix}.x.y)")
     say(f"audit log: {state}/audit.log; pod logs: {state}/node/pods/")
-    print(f"export KUBECONFIG={admin}")
-    return 0
 
 
 def down(_args: argparse.Namespace) -> int:
