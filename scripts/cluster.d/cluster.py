@@ -167,9 +167,9 @@ def wait_for(
     raise SystemExit(f"cluster: {what} not ready after {timeout:.0f}s; see {state}/logs")
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
@@ -180,9 +180,9 @@ def openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
-def write_pki(pki: Path) -> None:
-    """A CA, the apiserver's serving certificate, one client certificate per identity,
-    and the ServiceAccount signing key."""
+def write_pki(pki: Path, node_ip: str) -> None:
+    """A CA, the apiserver's serving certificate, one client certificate per identity
+    (the node's serves its log endpoint too), and the ServiceAccount signing key."""
     pki.mkdir(mode=0o700)
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     openssl(
@@ -218,7 +218,11 @@ def write_pki(pki: Path) -> None:
             "extendedKeyUsage=clientAuth\n",
         ),
         "scheduler": ("/CN=system:kube-scheduler", "extendedKeyUsage=clientAuth\n"),
-        "node": (f"/O=system:nodes/CN=system:node:{NODE}", "extendedKeyUsage=clientAuth\n"),
+        "node": (
+            f"/O=system:nodes/CN=system:node:{NODE}",
+            f"subjectAltName=IP:{node_ip}\nextendedKeyUsage=clientAuth,serverAuth\n",
+        ),
+        "kubelet-client": ("/CN=kube-apiserver-kubelet-client", "extendedKeyUsage=clientAuth\n"),
     }
     for name, (subj, ext) in certs.items():
         (pki / f"{name}.ext").write_text(ext)
@@ -387,7 +391,9 @@ def start(state: Path, binary: Path, t0: float) -> None:
         (state / sub).mkdir(mode=0o700)
     (state / "node").mkdir(mode=0o711)  # pods' processes reach their kubeconfig through it
     pki = state / "pki"
-    write_pki(pki)
+    prefix = pod_prefix()
+    node_ip = f"{prefix}.0.1"
+    write_pki(pki, node_ip)
     (state / "audit-policy.yaml").write_text(AUDIT_POLICY)
 
     etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
@@ -433,6 +439,12 @@ def start(state: Path, binary: Path, t0: float) -> None:
             f"--tls-cert-file={pki}/apiserver.crt",
             f"--tls-private-key-file={pki}/apiserver.key",
             f"--client-ca-file={pki}/ca.crt",
+            # kubectl logs: the node's log endpoint, at its InternalIP only (its Hostname
+            # would need a DNS lookup).
+            f"--kubelet-client-certificate={pki}/kubelet-client.crt",
+            f"--kubelet-client-key={pki}/kubelet-client.key",
+            f"--kubelet-certificate-authority={pki}/ca.crt",
+            "--kubelet-preferred-address-types=InternalIP",
             "--authorization-mode=Node,RBAC",
             "--enable-admission-plugins=NodeRestriction,OwnerReferencesPermissionEnforcement",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
@@ -481,7 +493,6 @@ def start(state: Path, binary: Path, t0: float) -> None:
             "--v=1",
         ],
     )
-    prefix = pod_prefix()
     (state / "node/config.json").write_text(
         json.dumps(
             {
@@ -492,7 +503,8 @@ def start(state: Path, binary: Path, t0: float) -> None:
                 "scheduler_cert": str(pki / "scheduler.crt"),
                 "scheduler_key": str(pki / "scheduler.key"),
                 "node_name": NODE,
-                "node_ip": f"{prefix}.0.1",
+                "node_ip": node_ip,
+                "kubelet_port": free_port(node_ip),
                 "pod_prefix": prefix,
                 "images": images(),
                 "mcpgate": str(ROOT / ".venv/bin/mcpgate"),

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from kubeapi import ApiError, Client, Obj
+from logs import START_MARKER, serve_logs
 from podfiles import Payload, write_atomic
 
 log = logging.getLogger("node")
@@ -77,6 +78,7 @@ class NodeConfig:
     scheduler_key: str
     node_name: str
     node_ip: str
+    kubelet_port: int  # the node's log endpoint, on node_ip
     pod_prefix: str  # "127.A": pods get 127.A.B.C
     images: list[str]  # image repositories run as mcpgate processes
     mcpgate: str  # this checkout's .venv/bin/mcpgate
@@ -621,7 +623,7 @@ class PodRunner:
         logfile = self.dir / f"{c.spec['name']}.log"
         with open(logfile, "ab") as out:
             logfile.chmod(0o600)
-            out.write(f"--- {now()} start: {shlex.join(argv[9:])}\n".encode())
+            out.write(START_MARKER + f"{now()}: {shlex.join(argv[9:])}\n".encode())
             out.flush()
             c.proc = subprocess.Popen(
                 argv,
@@ -1114,7 +1116,7 @@ class Node:
                         {"type": "InternalIP", "address": self.cfg.node_ip},
                         {"type": "Hostname", "address": name},
                     ],
-                    "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+                    "daemonEndpoints": {"kubeletEndpoint": {"Port": self.cfg.kubelet_port}},
                     "nodeInfo": {
                         "kubeletVersion": "v1.37.2",
                         "containerRuntimeVersion": "local://mcpgate",
@@ -1198,7 +1200,16 @@ class Node:
             runner.pod["metadata"], runner.pod["spec"] = pod["metadata"], pod["spec"]
         runner.wake.set()
 
+    def _log_of(self, ns: str, pod: str, container: str) -> tuple[Path, Any] | None:
+        with self.lock:
+            runner = next((r for r in self.pods.values() if (r.ns, r.name) == (ns, pod)), None)
+        if runner is None or container not in runner.containers:
+            return None
+        return runner.dir / f"{container}.log", runner.thread.is_alive
+
     def run(self) -> None:
+        cfg = self.cfg
+        serve_logs(cfg.node_ip, cfg.kubelet_port, cfg.node_cert, cfg.node_key, cfg.ca, self._log_of)
         self.register()
         sched = threading.Thread(
             target=self._stream,
