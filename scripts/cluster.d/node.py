@@ -322,7 +322,10 @@ class PodRunner:
         if obj is None:
             if optional:
                 return None
-            raise PodError("NotFound", f"{kind[:-1]} {self.ns}/{name} not found")
+            raise PodError(
+                "NotFound",
+                f"{kind[:-1]} {self.ns}/{name} not found (or not yet readable by the node)",
+            )
         if kind == "secrets":
             return {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
         out = {k: v.encode() for k, v in (obj.get("data") or {}).items()}
