@@ -282,8 +282,10 @@ class PodRunner:
             for m in c.get("volumeMounts", []):
                 if m.get("subPath") or m.get("subPathExpr"):
                     raise Unsupported("UnsupportedMount", "the local node mounts no subPath")
-                mp = os.path.normpath(m["mountPath"])
+                # Real paths: /var/run is /run on the host, and a mount follows the link.
+                mp = os.path.realpath(m["mountPath"])
                 for keep in (self.node.cfg.state, os.path.dirname(self.node.cfg.mcpgate)):
+                    keep = os.path.realpath(keep)
                     if mp == "/" or keep == mp or keep.startswith(mp + "/"):
                         raise Unsupported("UnsupportedMount", f"{mp} would hide the node's files")
 
