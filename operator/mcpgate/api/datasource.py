@@ -370,7 +370,11 @@ class HttpApiDataSourceSpec(KubeModel):
     """Bounds the whole call, retries included."""
     tls: TlsConfig | None = None
     """TLS settings for https APIs."""
-    auth: DataSourceAuth = Field(default_factory=DataSourceAuth, json_schema_extra={"default": {}})
+    # The default names its type: a real API server checks a default against the CEL rules
+    # of its schema without filling in nested defaults first.
+    auth: DataSourceAuth = Field(
+        default_factory=DataSourceAuth, json_schema_extra={"default": {"type": "None"}}
+    )
     """How the gateway authenticates to the API."""
 
     @field_validator("base_url")

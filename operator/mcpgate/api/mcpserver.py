@@ -175,17 +175,9 @@ class Parameter(KubeModel):
 class RequestTemplate(KubeModel):
     """The HTTP request a tool call becomes; `:name` placeholders take argument values."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "!has(self.body) || self.method in ['POST', 'PUT', 'PATCH']",
-                    "body is only allowed with method POST, PUT or PATCH",
-                    ".body",
-                )
-            ]
-        }
-    )
+    # No CEL rule for "body only with POST, PUT or PATCH": `body` is free JSON, which CEL
+    # cannot name (a real API server refuses the CRD: "undefined field 'body'"). The
+    # model checks it, and the operator reports InvalidSpec.
 
     method: HttpMethod = "GET"
     """GET, POST, PUT, PATCH or DELETE."""
@@ -459,8 +451,10 @@ class McpServerSpec(KubeModel):
         }
     )
 
+    # The default names its type: a real API server checks a default against the CEL
+    # rules of its schema without filling in nested defaults first.
     authorization: ServerAuthorization = Field(
-        default_factory=ServerAuthorization, json_schema_extra={"default": {}}
+        default_factory=ServerAuthorization, json_schema_extra={"default": {"type": "None"}}
     )
     """Inbound authorization of the MCP endpoint."""
     allowed_origins: Annotated[
