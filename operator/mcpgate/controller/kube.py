@@ -20,7 +20,7 @@ from mcpgate.api import API_GROUP, CRD_VERSION
 from mcpgate.api.crd import KINDS as CRD_KINDS
 from mcpgate.render.objects import OWNED_KINDS
 
-__all__ = ["KINDS", "Conflict", "KubeClient", "KubeError", "Resource"]
+__all__ = ["KINDS", "Conflict", "KubeClient", "KubeError", "Resource", "authorization_header"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,18 @@ class Conflict(KubeError):
     """409: someone else wrote first, or the object exists; retry from a fresh read."""
 
 
+def authorization_header(configuration: Any) -> str | None:
+    """The `Authorization` value of a kubernetes-client configuration, its token refreshed
+    as the library does (a projected ServiceAccount token rotates hourly). The library
+    keeps a kubeconfig's or the pod's token under `BearerToken`; `authorization` is the
+    key older releases and hand-made configurations use."""
+    for key in ("BearerToken", "authorization"):
+        value: str | None = configuration.get_api_key_with_prefix(key)
+        if value:
+            return value
+    return None
+
+
 class KubeClient:
     """Async access to namespaced objects by kind and name."""
 
@@ -89,8 +101,8 @@ class KubeClient:
         self._in_flight = asyncio.Semaphore(_IN_FLIGHT)
 
     def _auth(self) -> dict[str, str]:
-        token = self._configuration.get_api_key_with_prefix("authorization")
-        return {"Authorization": token} if token else {}
+        header = authorization_header(self._configuration)
+        return {"Authorization": header} if header else {}
 
     async def aclose(self) -> None:
         await self._http.aclose()

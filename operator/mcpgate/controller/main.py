@@ -14,7 +14,7 @@ from typing import Any
 import kopf
 
 from mcpgate.controller.handlers import ControllerMemo, ControllerSettings, make_registry
-from mcpgate.controller.kube import KubeClient
+from mcpgate.controller.kube import KubeClient, authorization_header
 
 __all__ = ["kube_configuration", "operator", "run_operator"]
 
@@ -39,7 +39,7 @@ def kube_configuration(kubeconfig: str | None = None) -> Any:
 def _login_handler(registry: kopf.OperatorRegistry, configuration: Any) -> None:
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
-        header: str = configuration.get_api_key_with_prefix("authorization") or ""
+        header = authorization_header(configuration) or ""
         scheme, _sep, value = header.partition(" ")
         return kopf.ConnectionInfo(
             server=configuration.host,
