@@ -55,7 +55,7 @@ async def test_every_request_of_the_client_carries_it(tmp_path: Path) -> None:
     configuration = kube_configuration(kubeconfig(tmp_path, {"token": TOKEN}))
     configuration.verify_ssl = False
     client = KubeClient(configuration)
-    client._http._transport = httpx.MockTransport(answer)  # noqa: SLF001 - no socket needed
+    client._http._transport = httpx.MockTransport(answer)
     try:
         await client.get("ConfigMap", "default", "x")
     finally:
