@@ -398,6 +398,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    if argv is None:  # the command itself, not a caller in the same process (tests)
+        from mcpgate.gateway import signals
+
+        signals.install()
     try:
         args = _parser().parse_args(argv)
         code: int = args.run(args)

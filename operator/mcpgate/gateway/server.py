@@ -20,6 +20,7 @@ from typing import Literal
 import uvicorn
 from prometheus_client import start_http_server
 
+from mcpgate.gateway import signals
 from mcpgate.gateway.app import GatewayApp
 from mcpgate.gateway.config import GatewayConfig
 from mcpgate.gateway.credentials import CredentialStore
@@ -48,6 +49,8 @@ class _Server(uvicorn.Server):
         if threading.current_thread() is threading.main_thread():
             for sig in _SIGNALS:
                 signal.signal(sig, self.handle_exit)
+        if signals.received():  # one came, and was swallowed, while the process started
+            self.should_exit = True
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

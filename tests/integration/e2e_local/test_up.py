@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -257,23 +258,29 @@ def test_operator_without_a_cluster_is_one_line(tmp_path: Path) -> None:
     assert line.endswith("set KUBECONFIG or --kubeconfig")
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.3, 1.0])
-def test_ctrl_c_during_start_up_is_no_traceback(tmp_path: Path, delay: float) -> None:
-    """SIGINT while modules load, while the files are checked, or as the server starts."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("delay", [0.0, 0.3, 0.7, 1.0, 1.5])
+def test_a_signal_during_start_up_is_no_traceback(tmp_path: Path, delay: float, sig: int) -> None:
+    """While modules load, while the files are checked, or as the server starts: an orderly
+    stop (a swallowed KeyboardInterrupt used to leave it serving), and the credentials
+    folder removed."""
     ports = ["--port", str(free_port()), "--metrics-port", str(free_port())]
     process = subprocess.Popen(
-        [*MCPGATE, "up", "-f", str(EXAMPLES / "quickstart"), *ports],
+        [*MCPGATE, "up", "-f", str(EXAMPLES / "inbound-apikey"), *ports],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
     )
     time.sleep(delay)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(sig)
     out, _ = process.communicate(timeout=30)
-    # 0: shut down gracefully; 130: interrupted before serving; -2: the interpreter itself
+    # 0: shut down gracefully; 130: stopped before serving; -sig: the interpreter itself
     # was still starting, and ended by the signal as Python does.
-    assert process.returncode in (0, 130, -signal.SIGINT), out
+    assert process.returncode in (0, 130, -sig), out
     assert TRACEBACK not in out
+    assert "Exception ignored" not in out
+    assert list(tmp_path.glob("mcpgate-credentials-*")) == []
 
 
 def test_ctrl_c_twice_while_serving_is_no_traceback(up: type[Up]) -> None:
