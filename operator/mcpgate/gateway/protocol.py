@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Final
 
-from mcpgate.gateway.tools import ToolRunner, UnknownToolError
+from mcpgate.gateway.errors import UnknownToolError
+from mcpgate.gateway.tools import ToolRunner
 
 __all__ = [
     "DEFAULT_VERSION",

@@ -23,20 +23,16 @@ import orjson
 from mcpgate.gateway.auth import TokenCache
 from mcpgate.gateway.config import GatewayConfig
 from mcpgate.gateway.credentials import CredentialStore
-from mcpgate.gateway.errors import GatewayError, ToolInputError
+from mcpgate.gateway.errors import GatewayError, ToolInputError, UnknownToolError
 from mcpgate.gateway.observability import Metrics, redact_text
 from mcpgate.gateway.outbound import DataSourceClient, UpstreamResponse
 from mcpgate.gateway.templates import CompiledTool
 from mcpgate.gateway.transport import NoCookies
 
-__all__ = ["EXCERPT_BYTES", "ToolRunner", "UnknownToolError"]
+__all__ = ["EXCERPT_BYTES", "ToolRunner"]
 
 EXCERPT_BYTES = 2048
 log = logging.getLogger("mcpgate.gateway.tools")
-
-
-class UnknownToolError(Exception):
-    """No tool of that name: a JSON-RPC error, not a tool result."""
 
 
 def _error_result(text: str) -> dict[str, Any]:
@@ -154,7 +150,7 @@ class ToolRunner:
                 response = await client.call(prepared, forwarded_authorization=forward)
             except GatewayError as err:
                 outcome = "upstream_error"
-                return _error_result(self._redact(str(err), forward))
+                return _error_result(self._redact(err.describe(), forward))
             if response.status >= 300:
                 outcome = "tool_error"
                 return _error_result(self._status_text(source_name, response, forward))

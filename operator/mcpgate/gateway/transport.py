@@ -26,8 +26,9 @@ import aiohttp
 from yarl import URL
 
 from mcpgate.gateway.auth.base import Outgoing
+from mcpgate.gateway.errors import SendError
 
-__all__ = ["NoCookies", "Pool", "SendError"]
+__all__ = ["NoCookies", "Pool", "send_error"]
 
 
 class NoCookies(CookieJar):
@@ -38,15 +39,6 @@ class NoCookies(CookieJar):
 
     def set_cookie(self, cookie: Cookie) -> None:
         return None
-
-
-class SendError(Exception):
-    """A request that could not be sent, or whose answer could not be read. The message
-    names the cause only (no URL, no header): it is safe to show."""
-
-    def __init__(self, message: str, *, read_timeout: bool = False) -> None:
-        super().__init__(message)
-        self.read_timeout = read_timeout  # the API took the request: not safe to resend
 
 
 def send_error(err: BaseException) -> SendError:
