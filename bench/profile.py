@@ -50,6 +50,7 @@ _AREAS = (
     ("mcpgate/gateway/protocol.py", "mcpgate: JSON-RPC (protocol.py)"),
     ("mcpgate/gateway/tools.py", "mcpgate: tool runner (tools.py)"),
     ("mcpgate/gateway/templates.py", "mcpgate: templates (templates.py)"),
+    ("mcpgate/gateway/arguments.py", "mcpgate: argument checks (arguments.py)"),
     ("mcpgate/gateway/outbound.py", "mcpgate: outbound client (outbound.py)"),
     ("mcpgate/gateway/transport.py", "mcpgate: connection pool (transport.py)"),
     ("mcpgate/gateway/auth", "mcpgate: outbound auth"),

@@ -13,6 +13,7 @@ import logging
 import ssl
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -20,6 +21,7 @@ from urllib.parse import quote, quote_plus
 import httpx
 import orjson
 
+from mcpgate.gateway.arguments import ToolArguments
 from mcpgate.gateway.auth import TokenCache
 from mcpgate.gateway.config import GatewayConfig
 from mcpgate.gateway.credentials import CredentialStore
@@ -52,6 +54,16 @@ def _ok_result(response: UpstreamResponse) -> dict[str, Any]:
     return result
 
 
+@dataclass(frozen=True, slots=True)
+class _Tool:
+    """A tool as the runner calls it: its arguments checked, its request filled in, sent
+    through its data source's client."""
+
+    arguments: ToolArguments
+    request: CompiledTool
+    client: DataSourceClient
+
+
 class ToolRunner:
     """Owns the compiled tools and one pooled client per data source."""
 
@@ -62,8 +74,6 @@ class ToolRunner:
         self._basic = [
             s.auth.basic for s in config.data_sources.values() if s.auth.basic is not None
         ]
-        self.tools: dict[str, CompiledTool] = {}
-        self._tool_sources: dict[str, str] = {}
         # Token endpoints are trusted as data sources are: by the system's CA store.
         self.token_client = httpx.AsyncClient(
             follow_redirects=False,
@@ -82,14 +92,19 @@ class ToolRunner:
             )
             for name, source in config.data_sources.items()
         }
-        for tool in config.tools:
-            self.tools[tool.name] = CompiledTool(tool, config.data_sources[tool.data_source])
-            self._tool_sources[tool.name] = tool.data_source
+        self.tools = {
+            tool.name: _Tool(
+                ToolArguments(tool),
+                CompiledTool(tool, config.data_sources[tool.data_source]),
+                self.clients[tool.data_source],
+            )
+            for tool in config.tools
+        }
         self._tool_list = [
             {
                 "name": tool.name,
                 "description": tool.description,
-                "inputSchema": self.tools[tool.name].input_schema,
+                "inputSchema": self.tools[tool.name].arguments.input_schema,
                 "annotations": dict(tool.annotations),
             }
             for tool in config.tools
@@ -130,13 +145,13 @@ class ToolRunner:
         tool = self.tools.get(name)
         if tool is None:
             raise UnknownToolError(name)
-        source_name = self._tool_sources[name]
-        client = self.clients[source_name]
+        client = tool.client
+        source_name = client.name
         started = time.perf_counter()
         outcome = "ok"
         try:
             try:
-                prepared = tool.prepare(tool.check_arguments(arguments))
+                prepared = tool.request.prepare(tool.arguments.check(arguments))
             except ToolInputError as err:
                 outcome = "invalid_arguments"
                 return _error_result(f"invalid arguments for tool {name}: {err}")
