@@ -19,7 +19,7 @@ import orjson
 
 from mcpgate.gateway.config import GatewayConfig
 from mcpgate.gateway.credentials import CredentialStore
-from mcpgate.gateway.inbound import InboundAuth
+from mcpgate.gateway.inbound import Refused, build_inbound
 from mcpgate.gateway.observability import Metrics
 from mcpgate.gateway.protocol import (
     DEFAULT_VERSION,
@@ -92,11 +92,10 @@ class GatewayApp:
         self.metrics = metrics
         self.runner = ToolRunner(config, credentials, metrics)
         self.handler = McpHandler(config.server_name, self.runner)
-        self.inbound = InboundAuth(config.authorization, credentials)
+        self.inbound = build_inbound(config, credentials)
         self._origins = {o for o in map(normalize_origin, config.allowed_origins) if o}
         self._max_body = config.limits.max_request_bytes
         self._loopback_only = loopback_only
-        self._realm = f'ApiKey realm="{config.server_name}"'.encode()
         self.ready = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -162,13 +161,13 @@ class GatewayApp:
             await _respond(send, 405, b"", b"text/plain", [(b"allow", b"POST"), *extra])
             return
 
-        decision = self.inbound.check(
-            headers.get(b"x-api-key", []), headers.get(b"authorization", [])
-        )
-        if not decision.ok:
+        decision = await self.inbound.check(headers)
+        if isinstance(decision, Refused):
             self.metrics.auth_failures.labels(decision.reason).inc()
-            body = error_body(None, _UNAUTHORIZED, f"Unauthorized: {decision.reason}")
-            await _respond_json(send, 401, body, [(b"www-authenticate", self._realm), *extra])
+            refusal = "Unauthorized" if decision.status == 401 else "Forbidden"
+            body = error_body(None, _UNAUTHORIZED, f"{refusal}: {decision.reason}")
+            challenge = (b"www-authenticate", decision.challenge)
+            await _respond_json(send, decision.status, body, [challenge, *extra])
             return
         if not _accepts_json(one(b"accept")):
             await _respond_json(
