@@ -272,6 +272,12 @@ class CompiledTool:
 
         has_body = request.method in _BODY_METHODS and request.body is not None
         self._body = _compile_body(request.body, names) if has_body else _OMIT
+        # A Content-Type the data source or the tool sets goes only with a body: a request
+        # without one has no content to describe (and some servers refuse, say, an empty
+        # body typed application/json).
+        self._sets_content_type = any(
+            name.lower() == "content-type" for name in (*source.headers, *request.headers)
+        )
 
     def __repr__(self) -> str:
         return f"CompiledTool({self.name!r})"
@@ -291,8 +297,12 @@ class CompiledTool:
                 filled = self._fill(self._body, arguments)
                 if filled is not _OMIT:
                     body = _dumps(filled)
-                    if not any(name.lower() == "content-type" for name, _ in headers):
+                    if not self._sets_content_type:
                         headers.append(("Content-Type", "application/json"))
+            if body is None and self._sets_content_type:
+                headers = [
+                    (name, value) for name, value in headers if name.lower() != "content-type"
+                ]
         except UnicodeEncodeError:  # a lone surrogate, which JSON parsers may let through
             raise ToolInputError("an argument holds text that is not valid Unicode") from None
         return PreparedRequest(method=self._method, url=url, headers=headers, body=body)

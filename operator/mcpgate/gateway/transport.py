@@ -93,7 +93,10 @@ class Pool:
                 ),
                 cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=False,
-                skip_auto_headers=("User-Agent", "Accept-Encoding"),
+                # Only what the request carries: aiohttp would add its own User-Agent,
+                # Accept-Encoding, and an application/octet-stream Content-Type to a POST,
+                # PUT or PATCH without a body.
+                skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
             )
             # aiohttp resends an idempotent request once when a reused connection turns out
             # closed; the gateway's own retries cover that, and the attempts it counts (and

@@ -359,6 +359,20 @@ def test_content_type_with_a_body() -> None:
     assert call(tool("/x", method="POST")).headers == []
 
 
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE"])
+def test_no_body_no_content_type(method: str) -> None:
+    """Not the default, nor one the data source or the tool sets: there is no content."""
+    assert call(tool("/x", method=method)).headers == []
+    source = tool("/x", method=method, source_headers={"Content-Type": "application/json"})
+    assert call(source).headers == []
+    own = tool("/x", method=method, headers={"content-type": "text/plain", "X-A": "1"})
+    assert call(own).headers == [("X-A", "1")]
+    absent = tool(
+        "/x", param("b", "Object"), method=method, body=":b", headers=own.tool.request.headers
+    )
+    assert call(absent).headers == [("X-A", "1")]  # a body placeholder without a value
+
+
 # --- body -------------------------------------------------------------------------------
 
 
