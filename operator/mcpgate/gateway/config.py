@@ -18,12 +18,14 @@ __all__ = [
     "DEFAULT_CREDENTIALS_DIR",
     "ApiKeyConfig",
     "AuthConfig",
+    "AuthType",
     "AwsSigV4Config",
     "BasicConfig",
     "BearerConfig",
     "DataSourceConfig",
     "GatewayConfig",
     "InboundConfig",
+    "InboundType",
     "LimitsConfig",
     "OAuth2Config",
     "ParameterConfig",
@@ -38,6 +40,11 @@ DEFAULT_CREDENTIALS_DIR = "/var/run/mcpgate/credentials"
 
 # A credential: a file path relative to the credentials directory, `<secret>/<key>`.
 CredentialPath = str
+
+# The auth types, outbound and inbound. They restate the API's (mcpgate.api), which the
+# gateway may not import: tests/unit/gateway/test_auth_types.py keeps them equal.
+AuthType = Literal["None", "ApiKey", "Bearer", "Basic", "OAuth2ClientCredentials", "AwsSigV4"]
+InboundType = Literal["None", "ApiKey", "BearerPassthrough"]
 
 
 class _Config(BaseModel):
@@ -86,9 +93,7 @@ class AwsSigV4Config(_Config):
 
 
 class AuthConfig(_Config):
-    type: Literal["None", "ApiKey", "Bearer", "Basic", "OAuth2ClientCredentials", "AwsSigV4"] = (
-        "None"
-    )
+    type: AuthType = "None"
     api_key: ApiKeyConfig | None = None
     bearer: BearerConfig | None = None
     basic: BasicConfig | None = None
@@ -134,7 +139,7 @@ class ToolConfig(_Config):
 
 
 class InboundConfig(_Config):
-    type: Literal["None", "ApiKey", "BearerPassthrough"] = "None"
+    type: InboundType = "None"
     # The key Secret's directory (relative to the credentials directory, or absolute):
     # every file in it is an accepted key.
     api_keys_dir: CredentialPath | None = None

@@ -39,7 +39,7 @@ def config(mode: str, root: Path) -> GatewayConfig:
     keys = "keys" if mode != "None" else None
     return GatewayConfig(
         server_name="billing-mcp",
-        authorization=InboundConfig(type=mode, api_keys_dir=keys),  # type: ignore[arg-type]
+        authorization=InboundConfig(type=mode, api_keys_dir=keys),
         credentials_dir=str(root),
     )
 
