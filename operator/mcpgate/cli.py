@@ -57,6 +57,7 @@ def _gateway(args: argparse.Namespace) -> int:
         port=args.port,
         metrics_port=args.metrics_port,
         log_level=args.log_level,
+        audit_log=args.audit_log == "on",
     )
     return 0
 
@@ -77,6 +78,7 @@ def _up(args: argparse.Namespace) -> int:
                 metrics_port=args.metrics_port,
                 loopback_only=is_loopback(args.host),
                 log_level=args.log_level,
+                audit_log=args.audit_log == "on",
             )
     except ManifestError as err:
         return _fail(str(err))
@@ -157,6 +159,12 @@ def _serving_flags(parser: argparse.ArgumentParser, host: str) -> None:
         "--metrics-port", type=int, default=9090, help="Prometheus metrics port (default 9090)"
     )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    parser.add_argument(
+        "--audit-log",
+        default="on",
+        choices=["on", "off"],
+        help="one JSON line per tool call on the mcpgate.audit logger (default on)",
+    )
     parser.add_argument(
         "--max-request-bytes",
         type=int,

@@ -20,7 +20,7 @@ import orjson
 from mcpgate.gateway.config import GatewayConfig
 from mcpgate.gateway.credentials import CredentialStore
 from mcpgate.gateway.inbound import Refused, build_inbound
-from mcpgate.gateway.observability import Metrics
+from mcpgate.gateway.observability import Metrics, caller_text
 from mcpgate.gateway.protocol import (
     DEFAULT_VERSION,
     INVALID_REQUEST,
@@ -141,6 +141,7 @@ class GatewayApp:
             return values[0] if values else None
 
         if self._loopback_only and not self._loopback_host(one(b"host")):
+            _refused(421, "Host is not a loopback name")
             await _respond(
                 send, 421, b"this server accepts only loopback Host headers", b"text/plain"
             )
@@ -150,6 +151,7 @@ class GatewayApp:
         if origin is not None:
             allowed = normalize_origin(origin.decode("latin-1"))
             if allowed is None or allowed not in self._origins:
+                _refused(403, "Origin not allowed", origin=caller_text(origin.decode("latin-1")))
                 await _respond(send, 403, b"origin not allowed", b"text/plain")
                 return
             extra = [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]
@@ -158,18 +160,21 @@ class GatewayApp:
                 return
         method = scope["method"]
         if method != "POST":
+            _refused(405, f"method {caller_text(method, 16)} (POST only)")
             await _respond(send, 405, b"", b"text/plain", [(b"allow", b"POST"), *extra])
             return
 
         decision = await self.inbound.check(headers)
         if isinstance(decision, Refused):
             self.metrics.auth_failures.labels(decision.reason).inc()
+            _refused(decision.status, decision.reason)
             refusal = "Unauthorized" if decision.status == 401 else "Forbidden"
             body = error_body(None, _UNAUTHORIZED, f"{refusal}: {decision.reason}")
             challenge = (b"www-authenticate", decision.challenge)
             await _respond_json(send, decision.status, body, [challenge, *extra])
             return
         if not _accepts_json(one(b"accept")):
+            _refused(406, "Accept excludes application/json")
             await _respond_json(
                 send,
                 406,
@@ -181,6 +186,7 @@ class GatewayApp:
             return
         content_type = (one(b"content-type") or b"").split(b";", 1)[0].strip().lower()
         if content_type != b"application/json":
+            _refused(415, "Content-Type is not application/json")
             await _respond_json(
                 send,
                 415,
@@ -190,6 +196,7 @@ class GatewayApp:
             return
         raw = await self._read_body(headers, receive)
         if raw is None:
+            _refused(413, f"body over {self._max_body} bytes")
             await _respond_json(
                 send,
                 413,
@@ -217,9 +224,7 @@ class GatewayApp:
         except orjson.JSONDecodeError:
             await _respond_json(send, 400, error_body(None, PARSE_ERROR, "Parse error"), extra)
             return
-        reply = await self.handler.handle(
-            message, version, caller_authorization=decision.forward_authorization
-        )
+        reply = await self.handler.handle(message, version, decision)
         if reply.body is None:
             await _respond(send, 202, b"", b"text/plain", extra)
         else:
@@ -265,6 +270,17 @@ class GatewayApp:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+
+def _refused(status: int, reason: str, **fields: str) -> None:
+    """The log line of a request refused before its body was used: the status and why
+    (fixed text; never a key, a token or a header value other than the Origin)."""
+    log.info(
+        "request refused with %d: %s",
+        status,
+        reason,
+        extra={"fields": {"status": status, "reason": reason, **fields}},
+    )
 
 
 async def _respond(

@@ -74,10 +74,11 @@ def serve(
     metrics_port: int,
     loopback_only: bool = False,
     log_level: str = "info",
+    audit_log: bool = True,
 ) -> None:
-    """Serve until SIGTERM or SIGINT."""
+    """Serve until SIGTERM or SIGINT; `audit_log` writes one audit line per tool call."""
     app, _ = build_app(config, loopback_only=loopback_only)
-    configure_logging(log_level, app.runner.known_secrets)
+    configure_logging(log_level, app.runner.known_secrets, audit=audit_log)
     start_http_server(metrics_port, addr=host, registry=app.metrics.registry)
     log.info(
         "serving McpServer %s: %d tools at http://%s:%d/mcp, metrics on port %d",
