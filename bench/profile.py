@@ -51,6 +51,8 @@ _AREAS = (
     ("mcpgate/gateway/tools.py", "mcpgate: tool runner (tools.py)"),
     ("mcpgate/gateway/templates.py", "mcpgate: templates (templates.py)"),
     ("mcpgate/gateway/arguments.py", "mcpgate: argument checks (arguments.py)"),
+    ("mcpgate/gateway/audit.py", "mcpgate: audit line (audit.py)"),
+    ("mcpgate/gateway/inbound", "mcpgate: inbound auth"),
     ("mcpgate/gateway/outbound.py", "mcpgate: outbound client (outbound.py)"),
     ("mcpgate/gateway/transport.py", "mcpgate: connection pool (transport.py)"),
     ("mcpgate/gateway/auth", "mcpgate: outbound auth"),
