@@ -4,8 +4,9 @@ Written against ASGI directly rather than a framework: the request path of a
 tool call is short and measured (DESIGN.md), and every HTTP rule of API.md's
 "The MCP endpoint", "Inbound authorization" and "Origins" is visible here in
 the order it applies: Host (loopback only under `mcpgate up`), Origin (403,
-before any auth), method (405), inbound auth (401), Accept (406), Content-Type
-(415), size (413), protocol version (400), then JSON-RPC.
+before any auth), method (405), inbound auth (401, or a mode's 403), Accept (406),
+Content-Type (415), size (413), protocol version (400), then JSON-RPC. Each refusal up
+to the size check logs one line saying why.
 """
 
 from __future__ import annotations

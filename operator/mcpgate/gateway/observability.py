@@ -73,7 +73,8 @@ def _remove_known(text: str, secrets: Iterable[str]) -> str:
 
 
 class Redactor(logging.Filter):
-    """Rewrites every record's message (args merged) through `redact_text`."""
+    """Rewrites every record's message (args merged) through `redact_text`; an audit
+    record's through the known values only."""
 
     def __init__(self, secrets: Callable[[], Iterable[str]]) -> None:
         super().__init__()
