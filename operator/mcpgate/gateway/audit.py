@@ -5,7 +5,7 @@
      "outcome": "ok", "status": 200, "durationMs": 12.5, "requestId": 7}
 
 `caller` is what the inbound mode names (the key's fingerprint in the key modes, null in
-mode None), `outcome` one of `OUTCOMES`, `status` the downstream HTTP status when an answer
+mode None), `outcome` one of `Outcome`, `status` the downstream HTTP status when an answer
 came, `requestId` the JSON-RPC id. Nothing else: never an argument value, a body or a
 credential. The line is JSON whatever the log format: the gateway's log handler writes an
 audit record's message as it is (observability.py), and the redactor only removes known
@@ -30,10 +30,9 @@ import orjson
 
 from mcpgate.gateway.observability import AUDIT_LOGGER, caller_text
 
-__all__ = ["OUTCOMES", "AuditLog", "Outcome"]
+__all__ = ["AuditLog", "Outcome"]
 
 Outcome = Literal["ok", "toolError", "denied", "invalidArguments"]
-OUTCOMES: Final = ("ok", "toolError", "denied", "invalidArguments")
 
 _INT64: Final = range(-(2**63), 2**64)  # what orjson writes as a JSON integer
 

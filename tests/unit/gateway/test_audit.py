@@ -9,11 +9,11 @@ import json
 import logging
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
-from mcpgate.gateway.audit import OUTCOMES, AuditLog
+from mcpgate.gateway.audit import AuditLog, Outcome
 from mcpgate.gateway.observability import AUDIT_LOGGER, configure_logging
 
 FIELDS = [
@@ -66,7 +66,7 @@ def test_the_line_has_exactly_the_fields(caplog: pytest.LogCaptureFixture) -> No
         "durationMs": 12.346,
         "requestId": 7,
     }
-    assert OUTCOMES == ("ok", "toolError", "denied", "invalidArguments")
+    assert get_args(Outcome) == ("ok", "toolError", "denied", "invalidArguments")
 
 
 def test_caller_strings_are_cut_and_made_writable(caplog: pytest.LogCaptureFixture) -> None:
