@@ -59,6 +59,7 @@ def _gateway(args: argparse.Namespace) -> int:
             port=args.port,
             metrics_port=args.metrics_port,
             log_level=args.log_level,
+            audit_log=args.audit_log == "on",
         )
     except PortUnavailable as err:
         return _port_problem(err, args.host)
@@ -123,6 +124,7 @@ def _up(args: argparse.Namespace) -> int:
             metrics_port=args.metrics_port,
             known_secrets=reloader.known_secrets,
             log_level=args.log_level,
+            audit_log=args.audit_log == "on",
             on_listening=lambda: _say(
                 "\n".join(
                     [
@@ -245,6 +247,12 @@ def _serving_flags(parser: argparse.ArgumentParser, host: str) -> None:
         "--metrics-port", type=_port, default=9090, help="Prometheus metrics port (default 9090)"
     )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    parser.add_argument(
+        "--audit-log",
+        default="on",
+        choices=["on", "off"],
+        help="one JSON line per tool call on the mcpgate.audit logger (default on)",
+    )
     parser.add_argument(
         "--max-request-bytes",
         type=int,

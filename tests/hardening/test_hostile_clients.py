@@ -391,9 +391,8 @@ async def test_arguments_just_under_the_parser_limit_are_not_a_crash(
 ) -> None:
     """Regression (found by this suite, fixed since): tool arguments nested about 950-1020
     levels deep (under orjson's 1024 parse limit) raise RecursionError in templates.py
-    (CompiledTool.prepare: _dumps falls back to json.dumps at templates.py:76/97, _text
-    -> _compact_json at templates.py:97/102), which prepare() and ToolRunner.call do not
-    catch: HTTP 500"""
+    (CompiledTool.prepare: _dumps falls back to json.dumps, _text to _compact_json),
+    which prepare() and ToolRunner.call did not catch: HTTP 500"""
     reply = await _post(http, env, _deep_call(tool, 1015))
     assert reply.status_code == 200, reply.status_code
     assert "result" in reply.json()

@@ -4,8 +4,9 @@ Written against ASGI directly rather than a framework: the request path of a
 tool call is short and measured (DESIGN.md), and every HTTP rule of API.md's
 "The MCP endpoint", "Inbound authorization" and "Origins" is visible here in
 the order it applies: Host (loopback only under `mcpgate up`), Origin (403,
-before any auth), method (405), inbound auth (401), Accept (406), Content-Type
-(415), size (413), protocol version (400), then JSON-RPC.
+before any auth), method (405), inbound auth (401, or a mode's 403), Accept (406),
+Content-Type (415), size (413), protocol version (400), then JSON-RPC. Each refusal up
+to the size check logs one line saying why.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import orjson
 
 from mcpgate.gateway.config import GatewayConfig
 from mcpgate.gateway.credentials import CredentialStore
-from mcpgate.gateway.inbound import InboundAuth
-from mcpgate.gateway.observability import Metrics
+from mcpgate.gateway.inbound import Refused, build_inbound
+from mcpgate.gateway.observability import Metrics, caller_text
 from mcpgate.gateway.protocol import (
     DEFAULT_VERSION,
     INVALID_REQUEST,
@@ -92,11 +93,10 @@ class GatewayApp:
         self.metrics = metrics
         self.runner = ToolRunner(config, credentials, metrics)
         self.handler = McpHandler(config.server_name, self.runner)
-        self.inbound = InboundAuth(config.authorization, credentials)
+        self.inbound = build_inbound(config, credentials)
         self._origins = {o for o in map(normalize_origin, config.allowed_origins) if o}
         self._max_body = config.limits.max_request_bytes
         self._loopback_only = loopback_only
-        self._realm = f'ApiKey realm="{config.server_name}"'.encode()
         self.ready = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -142,6 +142,7 @@ class GatewayApp:
             return values[0] if values else None
 
         if self._loopback_only and not self._loopback_host(one(b"host")):
+            _refused(421, "Host is not a loopback name")
             await _respond(
                 send, 421, b"this server accepts only loopback Host headers", b"text/plain"
             )
@@ -151,6 +152,7 @@ class GatewayApp:
         if origin is not None:
             allowed = normalize_origin(origin.decode("latin-1"))
             if allowed is None or allowed not in self._origins:
+                _refused(403, "Origin not allowed", origin=caller_text(origin.decode("latin-1")))
                 await _respond(send, 403, b"origin not allowed", b"text/plain")
                 return
             extra = [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]
@@ -159,18 +161,21 @@ class GatewayApp:
                 return
         method = scope["method"]
         if method != "POST":
+            _refused(405, f"method {caller_text(method, 16)} (POST only)")
             await _respond(send, 405, b"", b"text/plain", [(b"allow", b"POST"), *extra])
             return
 
-        decision = self.inbound.check(
-            headers.get(b"x-api-key", []), headers.get(b"authorization", [])
-        )
-        if not decision.ok:
+        decision = await self.inbound.check(headers)
+        if isinstance(decision, Refused):
             self.metrics.auth_failures.labels(decision.reason).inc()
-            body = error_body(None, _UNAUTHORIZED, f"Unauthorized: {decision.reason}")
-            await _respond_json(send, 401, body, [(b"www-authenticate", self._realm), *extra])
+            _refused(decision.status, decision.reason)
+            refusal = "Unauthorized" if decision.status == 401 else "Forbidden"
+            body = error_body(None, _UNAUTHORIZED, f"{refusal}: {decision.reason}")
+            challenge = (b"www-authenticate", decision.challenge)
+            await _respond_json(send, decision.status, body, [challenge, *extra])
             return
         if not _accepts_json(one(b"accept")):
+            _refused(406, "Accept excludes application/json")
             await _respond_json(
                 send,
                 406,
@@ -182,6 +187,7 @@ class GatewayApp:
             return
         content_type = (one(b"content-type") or b"").split(b";", 1)[0].strip().lower()
         if content_type != b"application/json":
+            _refused(415, "Content-Type is not application/json")
             await _respond_json(
                 send,
                 415,
@@ -191,6 +197,7 @@ class GatewayApp:
             return
         raw = await self._read_body(headers, receive)
         if raw is None:
+            _refused(413, f"body over {self._max_body} bytes")
             await _respond_json(
                 send,
                 413,
@@ -218,9 +225,7 @@ class GatewayApp:
         except orjson.JSONDecodeError:
             await _respond_json(send, 400, error_body(None, PARSE_ERROR, "Parse error"), extra)
             return
-        reply = await self.handler.handle(
-            message, version, caller_authorization=decision.forward_authorization
-        )
+        reply = await self.handler.handle(message, version, decision)
         if reply.body is None:
             await _respond(send, 202, b"", b"text/plain", extra)
         else:
@@ -266,6 +271,17 @@ class GatewayApp:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+
+def _refused(status: int, reason: str, **fields: str) -> None:
+    """The log line of a request refused before its body was used: the status and why
+    (fixed text; never a key, a token or a header value other than the Origin)."""
+    log.info(
+        "request refused with %d: %s",
+        status,
+        reason,
+        extra={"fields": {"status": status, "reason": reason, **fields}},
+    )
 
 
 async def _respond(

@@ -19,12 +19,14 @@ __all__ = [
     "MIN_CREDENTIAL_LENGTH",
     "ApiKeyConfig",
     "AuthConfig",
+    "AuthType",
     "AwsSigV4Config",
     "BasicConfig",
     "BearerConfig",
     "DataSourceConfig",
     "GatewayConfig",
     "InboundConfig",
+    "InboundType",
     "LimitsConfig",
     "OAuth2Config",
     "ParameterConfig",
@@ -68,6 +70,12 @@ def is_empty_value(raw: bytes) -> bool:
     if len(raw) > _SURELY_LONG_ENOUGH:
         return False
     return not credential_value(raw.decode("utf-8", errors="replace"))
+
+
+# The auth types, outbound and inbound. They restate the API's (mcpgate.api), which the
+# gateway may not import: tests/unit/gateway/test_auth_types.py keeps them equal.
+AuthType = Literal["None", "ApiKey", "Bearer", "Basic", "OAuth2ClientCredentials", "AwsSigV4"]
+InboundType = Literal["None", "ApiKey", "BearerPassthrough"]
 
 
 class _Config(BaseModel):
@@ -116,9 +124,7 @@ class AwsSigV4Config(_Config):
 
 
 class AuthConfig(_Config):
-    type: Literal["None", "ApiKey", "Bearer", "Basic", "OAuth2ClientCredentials", "AwsSigV4"] = (
-        "None"
-    )
+    type: AuthType = "None"
     api_key: ApiKeyConfig | None = None
     bearer: BearerConfig | None = None
     basic: BasicConfig | None = None
@@ -164,7 +170,7 @@ class ToolConfig(_Config):
 
 
 class InboundConfig(_Config):
-    type: Literal["None", "ApiKey", "BearerPassthrough"] = "None"
+    type: InboundType = "None"
     # The key Secret's directory (relative to the credentials directory, or absolute):
     # every file in it is an accepted key.
     api_keys_dir: CredentialPath | None = None

@@ -6,6 +6,10 @@ credential-bearing headers and query parameters (pattern match), so neither a
 message of ours nor one of a library can carry a secret. httpx, aiohttp and
 botocore log request details below WARNING: they are capped there.
 
+Audit lines (audit.py) are JSON already and are written as they are, in every log format;
+they pass the exact match only, since they are built from known fields (the patterns would
+hide the API key fingerprint in `"apiKey": "..."`, which is not a secret).
+
 Metrics use a registry of their own, served on the metrics port only.
 """
 
@@ -21,7 +25,17 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-__all__ = ["Metrics", "Redactor", "configure_logging", "redact_text"]
+__all__ = [
+    "AUDIT_LOGGER",
+    "Metrics",
+    "Redactor",
+    "caller_text",
+    "configure_logging",
+    "redact_text",
+]
+
+AUDIT_LOGGER = "mcpgate.audit"
+_CALLER_CHARS = 128  # a caller's string in a log line (request id, tool name, Origin)
 
 _HEADER_VALUE = re.compile(
     r"(?i)((?:authorization|proxy-authorization|x-api-key|api[-_]?key|"
@@ -32,17 +46,35 @@ _HEADER_VALUE = re.compile(
 _COOKIE_VALUE = re.compile(r"(?i)((?:set-)?cookie[\"']?\s*[:=]\s*[\"']?)([^\r\n\"']+)")
 
 
+def caller_text(value: str, limit: int = _CALLER_CHARS) -> str:
+    """A caller's string as a log line may hold it: cut short, lone surrogates replaced."""
+    if len(value) > limit:
+        value = value[:limit] + "..."
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "replace").decode()
+    return value
+
+
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """`text` with every given secret value and every credential-looking
     `name: value` / `name=value` pair masked."""
-    for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
-        text = text.replace(secret, "[REDACTED]")
+    text = _remove_known(text, secrets)
     text = _COOKIE_VALUE.sub(r"\1[REDACTED]", text)
     return _HEADER_VALUE.sub(r"\1[REDACTED]", text)
 
 
+def _remove_known(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every given secret value masked (values under 4 characters are none)."""
+    for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, "[REDACTED]")
+    return text
+
+
 class Redactor(logging.Filter):
-    """Rewrites every record's message (args merged) through `redact_text`."""
+    """Rewrites every record's message (args merged) through `redact_text`; an audit
+    record's through the known values only."""
 
     def __init__(self, secrets: Callable[[], Iterable[str]]) -> None:
         super().__init__()
@@ -50,6 +82,9 @@ class Redactor(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
+        if record.name == AUDIT_LOGGER:
+            record.msg = _remove_known(message, self._secrets())
+            return True
         record.msg = redact_text(message, self._secrets())
         record.args = None
         if record.exc_info:
@@ -58,6 +93,15 @@ class Redactor(logging.Filter):
             )
             record.exc_info = None
         return True
+
+
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes records through its formatter, audit records as they are (JSON already)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name == AUDIT_LOGGER:
+            return record.getMessage()
+        return super().format(record)
 
 
 class _JsonFormatter(logging.Formatter):
@@ -75,14 +119,20 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
-def configure_logging(level: str, secrets: Callable[[], Iterable[str]]) -> None:
-    """JSON logs on stderr through the redactor; noisy libraries capped at WARNING."""
-    handler = logging.StreamHandler(sys.stderr)
+def configure_logging(
+    level: str, secrets: Callable[[], Iterable[str]], *, audit: bool = True
+) -> None:
+    """JSON logs on stderr through the redactor; noisy libraries capped at WARNING. The
+    audit lines are on (at INFO, whatever `level` is) or off (the logger disabled)."""
+    handler = _Handler(sys.stderr)
     handler.setFormatter(_JsonFormatter())
     handler.addFilter(Redactor(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    audit_logger = logging.getLogger(AUDIT_LOGGER)
+    audit_logger.setLevel(logging.INFO)
+    audit_logger.disabled = not audit
     for noisy in ("httpx", "httpcore", "aiohttp", "botocore", "urllib3", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -1,8 +1,8 @@
 """Calling one data source: its pooled client, retries, deadline and size cap.
 
-Every failure becomes an `UpstreamError` whose message names the data source
-and the cause, and carries at most 2 KiB of the downstream body with every
-known credential value removed (the caller redacts; see `redact`).
+Every failure leaves as a `GatewayError` whose message says the cause and whose
+`data_source` names this data source; a failed status is an answer, not an error (the
+caller turns it into a tool error with an excerpt of the body).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from mcpgate.gateway.auth import Outgoing, TokenCache, build_auth
 from mcpgate.gateway.auth.base import header_text
 from mcpgate.gateway.config import DataSourceConfig
 from mcpgate.gateway.credentials import CredentialStore
-from mcpgate.gateway.errors import GatewayError, UpstreamError
+from mcpgate.gateway.errors import GatewayError, SendError, UpstreamError
 from mcpgate.gateway.templates import PreparedRequest
-from mcpgate.gateway.transport import Pool, SendError, send_error
+from mcpgate.gateway.transport import Pool, send_error
 
 __all__ = ["DataSourceClient", "UpstreamResponse"]
 
@@ -103,19 +103,19 @@ class DataSourceClient:
     async def call(
         self, prepared: PreparedRequest, *, forwarded_authorization: str | None = None
     ) -> UpstreamResponse:
-        """Send the request (retrying where safe) within the data source's timeout."""
+        """Send the request (retrying where safe) within the data source's timeout.
+        Raises GatewayError with `data_source` set to this data source."""
         deadline = time.monotonic() + self.config.timeout_seconds
         try:
             async with asyncio.timeout(self.config.timeout_seconds):
                 return await self._attempts(prepared, forwarded_authorization, deadline)
         except TimeoutError:
             raise UpstreamError(
-                f"data source {self.name}: no answer within {self.config.timeout_seconds:g} s"
+                f"no answer within {self.config.timeout_seconds:g} s", data_source=self.name
             ) from None
-        except GatewayError as err:  # from an auth flow: a token endpoint, a credential
-            if str(err).startswith(f"data source {self.name}"):
-                raise
-            raise type(err)(f"data source {self.name}: {err}") from None
+        except GatewayError as err:  # ours, or from an auth flow: a token endpoint, a file
+            err.data_source = self.name
+            raise
 
     async def _attempts(
         self, prepared: PreparedRequest, authorization: str | None, deadline: float
@@ -132,7 +132,7 @@ class DataSourceClient:
                 cause = str(err)
                 if not retry or attempt >= _MAX_ATTEMPTS or err.read_timeout:
                     tries = f" after {attempt} attempts" if attempt > 1 else ""
-                    raise UpstreamError(f"data source {self.name}: {cause}{tries}") from None
+                    raise UpstreamError(f"{cause}{tries}") from None
             else:
                 if not (retry and answer.status in _RETRIED_STATUSES):
                     return answer
@@ -145,8 +145,7 @@ class DataSourceClient:
                 if answer is not None:  # no time left for another try: its last answer
                     return answer
                 raise UpstreamError(
-                    f"data source {self.name}: {cause} (no time left to retry within"
-                    f" {self.config.timeout_seconds:g} s)"
+                    f"{cause} (no time left to retry within {self.config.timeout_seconds:g} s)"
                 )
             await asyncio.sleep(delay)
 
@@ -180,17 +179,16 @@ class DataSourceClient:
         """The decoded body, refused as soon as it passes the cap. Decoding runs here in
         bounded steps (never more than the cap at once), so a small gzip bomb cannot
         expand in memory or stall the event loop."""
+        status = response.status
         declared = response.headers.get("Content-Length")
         if declared is not None and declared.isdigit() and int(declared) > self._max_bytes:
-            raise UpstreamError(self._too_large())
+            raise self._too_large(status)
         encoding = response.headers.get("Content-Encoding", "").strip().lower()
         decoder = None
         if encoding in ("gzip", "x-gzip", "deflate"):
             decoder = zlib.decompressobj(32 + zlib.MAX_WBITS)  # gzip or zlib, by its header
         elif encoding not in ("", "identity"):
-            raise UpstreamError(
-                f"data source {self.name}: unsupported Content-Encoding {encoding[:40]!r}"
-            )
+            raise UpstreamError(f"unsupported Content-Encoding {encoding[:40]!r}", status=status)
         body = bytearray()
         try:
             while data := await response.content.readany():
@@ -202,19 +200,18 @@ class DataSourceClient:
                         data = decoder.unconsumed_tail
                     body += piece
                     if len(body) > self._max_bytes:
-                        raise UpstreamError(self._too_large())
+                        raise self._too_large(status)
             if decoder is not None:
                 body += decoder.flush()
         except zlib.error:
-            raise UpstreamError(f"data source {self.name}: the body could not be decoded") from None
+            raise UpstreamError("the body could not be decoded", status=status) from None
         except (TimeoutError, aiohttp.ClientError) as err:
             raise send_error(err) from None
         if len(body) > self._max_bytes:
-            raise UpstreamError(self._too_large())
+            raise self._too_large(status)
         return bytes(body)
 
-    def _too_large(self) -> str:
-        return (
-            f"data source {self.name}: the response is larger than the"
-            f" {self._max_bytes // 1024} KiB limit"
+    def _too_large(self, status: int) -> UpstreamError:
+        return UpstreamError(
+            f"the response is larger than the {self._max_bytes // 1024} KiB limit", status=status
         )

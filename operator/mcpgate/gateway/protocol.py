@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Final
 
-from mcpgate.gateway.tools import ToolRunner, UnknownToolError
+from mcpgate.gateway.errors import UnknownToolError
+from mcpgate.gateway.inbound import Accepted
+from mcpgate.gateway.tools import ToolRunner
 
 __all__ = [
     "DEFAULT_VERSION",
@@ -50,6 +52,7 @@ _MODERN_STATUS: Final = {
     UNSUPPORTED_VERSION: 400,
 }
 _CAPABILITIES: Final = {"tools": {"listChanged": False}}
+_ANONYMOUS: Final = Accepted()  # mode None's caller
 
 
 def _version() -> str:
@@ -92,9 +95,9 @@ class McpHandler:
             result["resultType"] = "complete"
         return Reply(200, {"jsonrpc": "2.0", "id": request_id, "result": result})
 
-    async def handle(
-        self, message: Any, version: str, *, caller_authorization: str | None = None
-    ) -> Reply:
+    async def handle(self, message: Any, version: str, accepted: Accepted = _ANONYMOUS) -> Reply:
+        """The reply to one message; `accepted` is what inbound authorization said of
+        its caller."""
         if isinstance(message, list):
             return Reply(400, error_body(None, INVALID_REQUEST, "batch requests are not supported"))
         if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
@@ -116,7 +119,7 @@ class McpHandler:
             return self._error(version, request_id, INVALID_PARAMS, "params must be an object")
 
         if method == "tools/call":
-            return await self._call(version, request_id, params, caller_authorization)
+            return await self._call(version, request_id, params, accepted)
         if method == "tools/list":
             result: dict[str, Any] = {"tools": self._runner.list_tools()}
             if version == MODERN_VERSION:
@@ -150,15 +153,17 @@ class McpHandler:
         }
 
     async def _call(
-        self, version: str, request_id: Any, params: dict[str, Any], authorization: str | None
+        self, version: str, request_id: Any, params: dict[str, Any], accepted: Accepted
     ) -> Reply:
         name = params.get("name")
-        if not isinstance(name, str):
-            return self._error(version, request_id, INVALID_PARAMS, "params.name must be a string")
         try:
             result = await self._runner.call(
-                name, params.get("arguments"), caller_authorization=authorization
+                name, params.get("arguments"), request_id=request_id, accepted=accepted
             )
         except UnknownToolError:
-            return self._error(version, request_id, INVALID_PARAMS, f"unknown tool: {name}")
+            if not isinstance(name, str):
+                message = "params.name must be a string"
+            else:
+                message = f"unknown tool: {name}"
+            return self._error(version, request_id, INVALID_PARAMS, message)
         return self._result(version, request_id, result)

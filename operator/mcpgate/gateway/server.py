@@ -120,6 +120,7 @@ def serve(
     metrics_port: int,
     loopback_only: bool = False,
     log_level: str = "info",
+    audit_log: bool = True,
 ) -> None:
     """Serve one configuration until SIGTERM or SIGINT (`mcpgate gateway`)."""
     app, _ = build_app(config, loopback_only=loopback_only)
@@ -131,6 +132,7 @@ def serve(
         metrics_port=metrics_port,
         known_secrets=app.runner.known_secrets,
         log_level=log_level,
+        audit_log=audit_log,
         on_listening=lambda: log.info("%s", serving_line(config, host, port, metrics_port)),
     )
 
@@ -152,12 +154,14 @@ def serve_app(
     metrics_port: int,
     known_secrets: Callable[[], Iterable[str]],
     log_level: str = "info",
+    audit_log: bool = True,
     on_listening: Callable[[], None] = lambda: None,
 ) -> None:
     """Listen on both ports, then serve `app` until SIGTERM or SIGINT. Raises
     PortUnavailable before anything is served or said (`on_listening` runs once both
-    ports are had), so no line claims a port that was not had."""
-    configure_logging(log_level, known_secrets)
+    ports are had), so no line claims a port that was not had. `audit_log` writes one
+    audit line per tool call."""
+    configure_logging(log_level, known_secrets, audit=audit_log)
     server = _Server(
         uvicorn.Config(
             app,

@@ -8,14 +8,14 @@ keys and values are encoded so that `&`, `=`, `#` and `+` stay data, header valu
 carry CR, LF or NUL, and body values are typed JSON, never spliced JSON text.
 
 Every template string is parsed at startup into literal and placeholder parts, so a call
-only checks its arguments and joins strings.
+only joins strings. The arguments come checked (arguments.py): every value has its
+parameter's type, and absent ones their default.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
-import math
 import re
 from collections.abc import Callable, Container
 from dataclasses import dataclass
@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import httpx
 
-from mcpgate.gateway.config import DataSourceConfig, ParameterConfig, ToolConfig
+from mcpgate.gateway.config import DataSourceConfig, ToolConfig
 from mcpgate.gateway.errors import ToolInputError
 
 __all__ = ["CompiledTool", "PreparedRequest"]
@@ -33,22 +33,6 @@ __all__ = ["CompiledTool", "PreparedRequest"]
 # `:idx`. Only names of declared parameters become placeholders; any other `:word` is text.
 _PLACEHOLDER: Final = re.compile(r":([A-Za-z0-9_]+)")
 
-_JSON_TYPES: Final = {
-    "String": "string",
-    "Number": "number",
-    "Integer": "integer",
-    "Boolean": "boolean",
-    "Array": "array",
-    "Object": "object",
-}
-_TYPE_WORDS: Final = {
-    "String": "a string",
-    "Number": "a number",
-    "Integer": "an integer",
-    "Boolean": "a boolean",
-    "Array": "an array",
-    "Object": "an object",
-}
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 
 # Characters a path template's literal text may hold as they are (RFC 3986 pchar, with `%`
@@ -64,7 +48,6 @@ _UNRESERVED: Final = re.compile(r"[A-Za-z0-9._~-]*")
 # A whole path segment `:word`: a placeholder, or a typo the operator calls UnknownParameter.
 _WHOLE_SEGMENT: Final = re.compile(r":[A-Za-z_][A-Za-z0-9_]*")
 
-_MISMATCH: Final = object()  # what _conform returns for a value of the wrong type
 _OMIT: Final = object()  # a body node whose placeholder has no value
 
 
@@ -118,118 +101,6 @@ def _text(value: Any) -> str:
 def _encode(text: str) -> str:
     """Percent-encode everything but RFC 3986 unreserved characters (UTF-8 first)."""
     return text if _UNRESERVED.fullmatch(text) else quote(text, safe="")
-
-
-def _json_equal(a: Any, b: Any) -> bool:
-    """Equality of JSON values, where (unlike Python) `true` is not `1`."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return a == b
-    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
-        return len(a) == len(b) and all(map(_json_equal, a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
-    return type(a) is type(b) and bool(a == b)
-
-
-# --- Arguments ------------------------------------------------------------------------
-
-
-def _conform(value: Any, type_: str) -> Any:
-    """`value` if it has the parameter type `type_` (an integral float given for an Integer
-    becomes an int), else `_MISMATCH`."""
-    match type_:
-        case "String":
-            ok = isinstance(value, str)
-        case "Boolean":
-            ok = isinstance(value, bool)
-        case "Integer":
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        case "Number":
-            ok = (isinstance(value, int) and not isinstance(value, bool)) or (
-                isinstance(value, float) and math.isfinite(value)
-            )
-        case "Array":
-            ok = isinstance(value, list)
-        case "Object":
-            ok = isinstance(value, dict)
-        case _:
-            ok = False
-    return value if ok else _MISMATCH
-
-
-def _shown(name: object) -> str:
-    """A caller-chosen argument name, quoted and cut short for an error message."""
-    text = name if isinstance(name, str) else repr(name)
-    return repr(text if len(text) <= 64 else text[:64] + "...")
-
-
-class _Parameter:
-    """One declared parameter, ready to check an argument."""
-
-    __slots__ = (
-        "default",
-        "description",
-        "enum",
-        "enum_text",
-        "items_type",
-        "name",
-        "required",
-        "type",
-    )
-
-    def __init__(self, config: ParameterConfig) -> None:
-        self.name = config.name
-        self.description = config.description
-        self.type = config.type
-        self.required = config.required
-        self.items_type = config.items_type if config.type == "Array" else None
-        # An empty enum would allow nothing; it is read as "no restriction".
-        self.enum = tuple(config.enum) if config.enum else None
-        enum_text = _compact_json(list(self.enum or ()))
-        self.enum_text = enum_text if len(enum_text) <= 200 else enum_text[:200] + "..."
-        self.default: Any = None
-        if config.default is not None:
-            try:
-                self.default = self.check(config.default)
-            except ToolInputError as err:
-                raise ValueError(f"parameter {self.name!r}: default value: {err}") from None
-
-    def check(self, value: Any) -> Any:
-        """The argument as the tool uses it; ToolInputError when it does not fit."""
-        conformed = _conform(value, self.type)
-        if conformed is _MISMATCH:
-            raise ToolInputError(f"argument '{self.name}' must be {_TYPE_WORDS[self.type]}")
-        if self.items_type is not None:
-            items = []
-            for index, item in enumerate(conformed):
-                element = _conform(item, self.items_type)
-                if element is _MISMATCH:
-                    raise ToolInputError(
-                        f"argument '{self.name}' item {index} must be"
-                        f" {_TYPE_WORDS[self.items_type]}"
-                    )
-                items.append(element)
-            conformed = items
-        if self.enum is not None and not any(_json_equal(conformed, e) for e in self.enum):
-            raise ToolInputError(f"argument '{self.name}' must be one of {self.enum_text}")
-        return conformed
-
-    def schema(self) -> dict[str, Any]:
-        """This parameter's JSON Schema, for the tool's `inputSchema`."""
-        out: dict[str, Any] = {"type": _JSON_TYPES[self.type]}
-        if self.items_type is not None:
-            out["items"] = {"type": _JSON_TYPES[self.items_type]}
-        if self.description:
-            out["description"] = self.description
-        if self.enum is not None:
-            out["enum"] = list(self.enum)
-        if self.default is not None:
-            out["default"] = self.default
-        return out
 
 
 # --- Templates ------------------------------------------------------------------------
@@ -376,16 +247,7 @@ class CompiledTool:
         self.tool = tool
         self.source = source
         self.name = tool.name
-        try:
-            params = [_Parameter(p) for p in tool.parameters]
-        except ValueError as err:
-            raise ValueError(f"tool {tool.name!r}: {err}") from None
-        self._params: dict[str, _Parameter] = {p.name: p for p in params}
-        self._defaults: dict[str, Any] = {
-            p.name: p.default for p in params if p.default is not None
-        }
-        self.input_schema: dict[str, Any] = _input_schema(params)
-        names = self._params.keys()
+        names = {p.name for p in tool.parameters}
         request = tool.request
         self._method = request.method
 
@@ -410,38 +272,19 @@ class CompiledTool:
 
         has_body = request.method in _BODY_METHODS and request.body is not None
         self._body = _compile_body(request.body, names) if has_body else _OMIT
+        # A Content-Type the data source or the tool sets goes only with a body: a request
+        # without one has no content to describe (and some servers refuse, say, an empty
+        # body typed application/json).
+        self._sets_content_type = any(
+            name.lower() == "content-type" for name in (*source.headers, *request.headers)
+        )
 
     def __repr__(self) -> str:
         return f"CompiledTool({self.name!r})"
 
-    # -- arguments --
-
-    def check_arguments(self, arguments: Any) -> dict[str, Any]:
-        """The effective arguments of a call: checked against the input schema, with
-        defaults applied for absent and null ones. ToolInputError when they do not fit."""
-        if arguments is None:
-            arguments = {}
-        elif not isinstance(arguments, dict):
-            raise ToolInputError("arguments must be an object")
-        for name in arguments:
-            if name not in self._params:
-                raise ToolInputError(f"unknown argument {_shown(name)}")
-        effective: dict[str, Any] = {}
-        for name, param in self._params.items():
-            value = arguments.get(name)
-            if value is not None:
-                effective[name] = param.check(value)
-            elif param.default is not None:
-                effective[name] = param.default
-            elif param.required:
-                raise ToolInputError(f"argument '{name}' is required")
-        return effective
-
-    # -- the request --
-
     def prepare(self, arguments: dict[str, Any]) -> PreparedRequest:
-        """The request for checked arguments (see `check_arguments`). ToolInputError when a
-        value cannot go where the template puts it (an empty path segment, a line break in
+        """The request for checked arguments (`ToolArguments.check`). ToolInputError when
+        a value cannot go where the template puts it (an empty path segment, a line break in
         a header); then nothing may be sent."""
         try:
             url = self._base + self._render_path(arguments)
@@ -454,15 +297,15 @@ class CompiledTool:
                 filled = self._fill(self._body, arguments)
                 if filled is not _OMIT:
                     body = _dumps(filled)
-                    if not any(name.lower() == "content-type" for name, _ in headers):
+                    if not self._sets_content_type:
                         headers.append(("Content-Type", "application/json"))
+            if body is None and self._sets_content_type:
+                headers = [
+                    (name, value) for name, value in headers if name.lower() != "content-type"
+                ]
         except UnicodeEncodeError:  # a lone surrogate, which JSON parsers may let through
             raise ToolInputError("an argument holds text that is not valid Unicode") from None
         return PreparedRequest(method=self._method, url=url, headers=headers, body=body)
-
-    def _value(self, arguments: dict[str, Any], name: str) -> Any:
-        value = arguments.get(name)
-        return self._defaults.get(name) if value is None else value
 
     def _render(self, parts: _Parts, arguments: dict[str, Any]) -> str:
         out: list[str] = []
@@ -470,7 +313,7 @@ class CompiledTool:
             if isinstance(part, str):
                 out.append(part)
             else:
-                value = self._value(arguments, part.name)
+                value = arguments.get(part.name)
                 if value is not None:
                     out.append(_text(value))
         return "".join(out)
@@ -486,7 +329,7 @@ class CompiledTool:
                 if isinstance(part, str):
                     out.append(part)
                     continue
-                value = self._value(arguments, part.name)
+                value = arguments.get(part.name)
                 if value is None:
                     raise ToolInputError(f"argument '{part.name}' is required")
                 text = _text(value)
@@ -501,7 +344,7 @@ class CompiledTool:
             if whole is None:
                 pairs.append(f"{key}={_encode(self._render(parts, arguments))}")
                 continue
-            value = self._value(arguments, whole)
+            value = arguments.get(whole)
             if value is None:
                 continue
             if isinstance(value, list):  # an Array repeats the key; an empty one leaves it out
@@ -513,14 +356,14 @@ class CompiledTool:
     def _render_headers(self, arguments: dict[str, Any]) -> list[tuple[str, str]]:
         tool_headers: list[tuple[str, str]] = []
         for header, parts, whole in self._headers:
-            if whole is not None and self._value(arguments, whole) is None:
+            if whole is not None and arguments.get(whole) is None:
                 continue
             out: list[str] = []
             for part in parts:
                 if isinstance(part, str):
                     out.append(part)
                     continue
-                value = self._value(arguments, part.name)
+                value = arguments.get(part.name)
                 if value is None:
                     continue
                 text = _text(value)
@@ -544,7 +387,7 @@ class CompiledTool:
         """The body node with its placeholders replaced; `_OMIT` for a placeholder with no
         value, which leaves its object field or array element out."""
         if isinstance(node, _Slot):
-            value = self._value(arguments, node.name)
+            value = arguments.get(node.name)
             return _OMIT if value is None else value
         if isinstance(node, _Interpolated):
             return self._render(node.parts, arguments)
@@ -555,13 +398,3 @@ class CompiledTool:
             items = [self._fill(child, arguments) for child in node.items]
             return [item for item in items if item is not _OMIT]
         return node
-
-
-def _input_schema(params: list[_Parameter]) -> dict[str, Any]:
-    """The MCP `inputSchema`: the JSON Schema of the tool's parameters."""
-    return {
-        "type": "object",
-        "properties": {p.name: p.schema() for p in params},
-        "required": [p.name for p in params if p.required],
-        "additionalProperties": False,
-    }

@@ -13,6 +13,7 @@ import logging
 import ssl
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -20,23 +21,22 @@ from urllib.parse import quote, quote_plus
 import httpx
 import orjson
 
+from mcpgate.gateway.arguments import ToolArguments
+from mcpgate.gateway.audit import AuditLog, Outcome
 from mcpgate.gateway.auth import TokenCache
 from mcpgate.gateway.config import GatewayConfig
 from mcpgate.gateway.credentials import CredentialStore
-from mcpgate.gateway.errors import GatewayError, ToolInputError
-from mcpgate.gateway.observability import Metrics, redact_text
+from mcpgate.gateway.errors import GatewayError, ToolInputError, UnknownToolError, UpstreamError
+from mcpgate.gateway.inbound import Accepted
+from mcpgate.gateway.observability import Metrics, caller_text, redact_text
 from mcpgate.gateway.outbound import DataSourceClient, UpstreamResponse
 from mcpgate.gateway.templates import CompiledTool
 from mcpgate.gateway.transport import NoCookies
 
-__all__ = ["EXCERPT_BYTES", "ToolRunner", "UnknownToolError"]
+__all__ = ["EXCERPT_BYTES", "ToolRunner"]
 
 EXCERPT_BYTES = 2048
 log = logging.getLogger("mcpgate.gateway.tools")
-
-
-class UnknownToolError(Exception):
-    """No tool of that name: a JSON-RPC error, not a tool result."""
 
 
 def _error_result(text: str) -> dict[str, Any]:
@@ -56,18 +56,28 @@ def _ok_result(response: UpstreamResponse) -> dict[str, Any]:
     return result
 
 
+@dataclass(frozen=True, slots=True)
+class _Tool:
+    """A tool as the runner calls it: its arguments checked, its request filled in, sent
+    through its data source's client."""
+
+    arguments: ToolArguments
+    request: CompiledTool
+    client: DataSourceClient
+
+
 class ToolRunner:
     """Owns the compiled tools and one pooled client per data source."""
 
     def __init__(self, config: GatewayConfig, credentials: CredentialStore, metrics: Metrics):
         self._credentials = credentials
         self._metrics = metrics
+        self._audit = AuditLog(config.server_name, config.namespace)
+        self._secrets: tuple[tuple[str, ...], list[str]] = ((), [])  # values -> their forms
         self._passthrough = config.authorization.type == "BearerPassthrough"
         self._basic = [
             s.auth.basic for s in config.data_sources.values() if s.auth.basic is not None
         ]
-        self.tools: dict[str, CompiledTool] = {}
-        self._tool_sources: dict[str, str] = {}
         # Token endpoints are trusted as data sources are: by the system's CA store.
         self.token_client = httpx.AsyncClient(
             follow_redirects=False,
@@ -86,14 +96,19 @@ class ToolRunner:
             )
             for name, source in config.data_sources.items()
         }
-        for tool in config.tools:
-            self.tools[tool.name] = CompiledTool(tool, config.data_sources[tool.data_source])
-            self._tool_sources[tool.name] = tool.data_source
+        self.tools = {
+            tool.name: _Tool(
+                ToolArguments(tool),
+                CompiledTool(tool, config.data_sources[tool.data_source]),
+                self.clients[tool.data_source],
+            )
+            for tool in config.tools
+        }
         self._tool_list = [
             {
                 "name": tool.name,
                 "description": tool.description,
-                "inputSchema": self.tools[tool.name].input_schema,
+                "inputSchema": self.tools[tool.name].arguments.input_schema,
                 "annotations": dict(tool.annotations),
             }
             for tool in config.tools
@@ -105,8 +120,12 @@ class ToolRunner:
     def known_secrets(self) -> list[str]:
         """Every credential value seen so far (files and fetched tokens), with the forms
         they travel in (percent-encoded in a query, base64 in a Basic header): an API that
-        echoes a request back must not get them shown."""
-        values = [*self._credentials.known_values(), *self.tokens.known_values()]
+        echoes a request back must not get them shown. The redactor asks on every log
+        line, an audit line per call among them: the forms are worked out again only when
+        the values changed."""
+        values = (*self._credentials.known_values(), *self.tokens.known_values())
+        if values == self._secrets[0]:
+            return self._secrets[1]
         found = set(values)
         for value in values:
             found.update((quote(value, safe=""), quote_plus(value)))
@@ -117,7 +136,8 @@ class ToolRunner:
             except GatewayError:
                 continue
             found.add(base64.b64encode(f"{user}:{password}".encode()).decode())
-        return list(found)
+        self._secrets = (values, list(found))
+        return self._secrets[1]
 
     def list_tools(self) -> list[dict[str, Any]]:
         return self._tool_list
@@ -128,41 +148,68 @@ class ToolRunner:
         await self.token_client.aclose()
 
     async def call(
-        self, name: str, arguments: Any, *, caller_authorization: str | None = None
+        self, name: Any, arguments: Any, *, request_id: Any, accepted: Accepted
     ) -> dict[str, Any]:
-        """One tools/call. Raises UnknownToolError; every other failure is a result."""
-        tool = self.tools.get(name)
-        if tool is None:
-            raise UnknownToolError(name)
-        source_name = self._tool_sources[name]
-        client = self.clients[source_name]
+        """One tools/call, counted, written to the audit log, and logged with its cause when
+        it fails. Raises UnknownToolError when `name` names no tool (or is no string); every
+        other failure is a result."""
         started = time.perf_counter()
-        outcome = "ok"
+        tool = self.tools.get(name) if isinstance(name, str) else None
+        if tool is None:
+            self._audit.write(
+                tool=caller_text(name) if isinstance(name, str) else None,
+                data_source=None,
+                caller=accepted.caller,
+                outcome="invalidArguments",
+                status=None,
+                seconds=time.perf_counter() - started,
+                request_id=request_id,
+            )
+            raise UnknownToolError("unknown tool")
+        client = tool.client
+        outcome = "ok"  # the metric's label
+        status: int | None = None  # the downstream answer's
+        cause = ""  # why it failed, for the log: never a body, a tool error's text or a value
         try:
             try:
-                prepared = tool.prepare(tool.check_arguments(arguments))
+                prepared = tool.request.prepare(tool.arguments.check(arguments))
             except ToolInputError as err:
-                outcome = "invalid_arguments"
+                outcome, cause = "invalid_arguments", f"invalid arguments: {err}"
                 return _error_result(f"invalid arguments for tool {name}: {err}")
             except RecursionError:  # JSON nested deeper than the text form can be written
-                outcome = "invalid_arguments"
+                outcome, cause = "invalid_arguments", "invalid arguments: nested too deeply"
                 return _error_result(f"invalid arguments for tool {name}: nested too deeply")
-            forward = caller_authorization if self._passthrough else None
+            forward = accepted.forward_authorization if self._passthrough else None
             if client.config.auth.type != "None":
                 forward = None  # the caller's token never reaches an API with its own auth
             try:
                 response = await client.call(prepared, forwarded_authorization=forward)
             except GatewayError as err:
-                outcome = "upstream_error"
-                return _error_result(self._redact(str(err), forward))
-            if response.status >= 300:
-                outcome = "tool_error"
-                return _error_result(self._status_text(source_name, response, forward))
+                outcome, cause = "upstream_error", err.describe()
+                status = err.status if isinstance(err, UpstreamError) else None
+                return _error_result(self._redact(err.describe(), forward))
+            status = response.status
+            if status >= 300:
+                outcome, cause = "tool_error", f"data source {client.name} answered {status}"
+                return _error_result(self._status_text(client.name, response, forward))
             return _ok_result(response)
+        except BaseException as err:  # a bug, or the call cancelled: still counted and told
+            outcome, cause = "upstream_error", f"{type(err).__name__} in the gateway"
+            raise
         finally:
-            self._metrics.record_call(name, source_name, outcome, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            self._metrics.record_call(name, client.name, outcome, seconds)
+            self._audit.write(
+                tool=name,
+                data_source=client.name,
+                caller=accepted.caller,
+                outcome=_AUDIT_OUTCOMES[outcome],
+                status=status,
+                seconds=seconds,
+                request_id=request_id,
+            )
             if outcome != "ok":
-                log.info("tool call failed", extra={"fields": {"tool": name, "outcome": outcome}})
+                _log_failure(name, client.name, outcome, status, cause, seconds)
 
     def _status_text(self, source: str, response: UpstreamResponse, forward: str | None) -> str:
         try:
@@ -181,3 +228,35 @@ class ToolRunner:
         if forward:
             secrets = [*secrets, forward, *forward.split()[1:]]
         return redact_text(text, secrets)
+
+
+# The metric's outcome labels -> the audit line's outcomes.
+_AUDIT_OUTCOMES: dict[str, Outcome] = {
+    "ok": "ok",
+    "invalid_arguments": "invalidArguments",
+    "upstream_error": "toolError",
+    "tool_error": "toolError",
+}
+
+
+def _log_failure(
+    tool: str, source: str, outcome: str, status: int | None, cause: str, seconds: float
+) -> None:
+    """The ordinary log line of a failed call: what went wrong and where, how long it took.
+    Never the downstream body nor the tool error's text (an API may echo arguments)."""
+    milliseconds = round(seconds * 1000, 3)
+    log.info(
+        "tool %s failed after %.1f ms: %s",
+        tool,
+        milliseconds,
+        cause,
+        extra={
+            "fields": {
+                "tool": tool,
+                "dataSource": source,
+                "outcome": _AUDIT_OUTCOMES[outcome],
+                "status": status,
+                "durationMs": milliseconds,
+            }
+        },
+    )

@@ -26,8 +26,9 @@ import aiohttp
 from yarl import URL
 
 from mcpgate.gateway.auth.base import Outgoing
+from mcpgate.gateway.errors import SendError
 
-__all__ = ["NoCookies", "Pool", "SendError"]
+__all__ = ["NoCookies", "Pool", "send_error"]
 
 
 class NoCookies(CookieJar):
@@ -38,15 +39,6 @@ class NoCookies(CookieJar):
 
     def set_cookie(self, cookie: Cookie) -> None:
         return None
-
-
-class SendError(Exception):
-    """A request that could not be sent, or whose answer could not be read. The message
-    names the cause only (no URL, no header): it is safe to show."""
-
-    def __init__(self, message: str, *, read_timeout: bool = False) -> None:
-        super().__init__(message)
-        self.read_timeout = read_timeout  # the API took the request: not safe to resend
 
 
 def send_error(err: BaseException) -> SendError:
@@ -101,7 +93,10 @@ class Pool:
                 ),
                 cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=False,
-                skip_auto_headers=("User-Agent", "Accept-Encoding"),
+                # Only what the request carries: aiohttp would add its own User-Agent,
+                # Accept-Encoding, and an application/octet-stream Content-Type to a POST,
+                # PUT or PATCH without a body.
+                skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
             )
             # aiohttp resends an idempotent request once when a reused connection turns out
             # closed; the gateway's own retries cover that, and the attempts it counts (and

@@ -102,7 +102,8 @@ def _headers(key: str | None = KEY_ALICE, authorization: str | None = "Bearer ca
 
 @pytest.mark.parametrize(
     "key",
-    # (White space around a header value is not part of it in HTTP: servers strip it.)
+    # (White space around a header value is not part of it in HTTP: the gateway drops it;
+    # tests/hardening/test_inbound_auth.py::test_padded_keys.)
     [
         None,
         "",

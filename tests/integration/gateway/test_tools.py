@@ -395,3 +395,47 @@ async def test_connection_refused_names_the_data_source(refused_url: str, tmp_pa
         result = await client.call_tool("get_invoice", {"id": "7"})
     assert result.is_error is True
     assert result.content[0].text.startswith("data source billing:")  # type: ignore[union-attr]
+
+
+async def test_a_request_without_a_body_has_no_content_type(
+    upstream: RecordingUpstream, tmp_path: Path
+) -> None:
+    """Neither aiohttp's application/octet-stream for a POST, PUT or PATCH nor a
+    Content-Type set by the data source or the tool: a request without a body carries none.
+    A request with a body carries the tool's or the default one."""
+    tools: list[dict[str, Any]] = [
+        {
+            "name": f"bare_{method.lower()}",
+            "dataSource": "billing",
+            "request": {
+                "method": method,
+                "path": f"/bare/{method}",
+                "headers": {"Content-Type": "application/json"},
+            },
+        }
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+    ]
+    tools.append(
+        {
+            "name": "post_plain",
+            "dataSource": "billing",
+            "request": {"method": "POST", "path": "/plain"},
+        }
+    )
+    tools.append(
+        {
+            "name": "post_body",
+            "dataSource": "billing",
+            "request": {"method": "POST", "path": "/body", "body": {"a": 1}},
+        }
+    )
+    server, sources = _models(upstream.url, tools)
+    config = gateway_config(server, sources, credentials_dir=str(tmp_path))
+    async with running_gateway(config) as gw, mcp_session(gw.url) as client:
+        for tool in tools:
+            assert (await client.call_tool(tool["name"], {})).is_error is False
+    assert len(upstream.requests) == len(tools)
+    for seen in upstream.requests:
+        expected = ["application/json"] if seen.path == "/api/body" else []
+        assert seen.header_values("content-type") == expected, (seen.method, seen.path)
+        assert (seen.body != b"") == (seen.path == "/api/body")

@@ -1,5 +1,6 @@
-"""The `:name` parameter mapping of API.md, rule by rule, with concrete calls: the input
-schema, argument checks, and where each value lands in the path, query, headers and body."""
+"""The `:name` parameter mapping of API.md, rule by rule, with concrete calls: where each
+(checked) argument lands in the path, query, headers and body. The checks themselves are
+test_arguments.py's."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from mcpgate.gateway.arguments import ToolArguments
 from mcpgate.gateway.config import DataSourceConfig, ParameterConfig, RequestConfig, ToolConfig
 from mcpgate.gateway.errors import ToolInputError
 from mcpgate.gateway.templates import CompiledTool, PreparedRequest
@@ -48,7 +50,8 @@ def tool(
 
 
 def call(compiled: CompiledTool, **arguments: Any) -> PreparedRequest:
-    return compiled.prepare(compiled.check_arguments(arguments))
+    """The request for these arguments, checked first as the runner checks them."""
+    return compiled.prepare(ToolArguments(compiled.tool).check(arguments))
 
 
 def path_of(request: PreparedRequest) -> str:
@@ -62,206 +65,6 @@ def query_of(request: PreparedRequest) -> list[tuple[str, str]]:
 def body_of(request: PreparedRequest) -> Any:
     assert request.body is not None
     return json.loads(request.body)
-
-
-# --- inputSchema ------------------------------------------------------------------------
-
-
-def test_input_schema_maps_every_type() -> None:
-    compiled = tool(
-        "/x",
-        param("s", "String", required=True, description="A text."),
-        param("n", "Number"),
-        param("i", "Integer", default=3),
-        param("b", "Boolean"),
-        param("a", "Array", items_type="Integer"),
-        param("o", "Object"),
-        param("e", "String", enum=("open", "paid"), default="open"),
-    )
-    assert compiled.name == "t"
-    assert compiled.input_schema == {
-        "type": "object",
-        "properties": {
-            "s": {"type": "string", "description": "A text."},
-            "n": {"type": "number"},
-            "i": {"type": "integer", "default": 3},
-            "b": {"type": "boolean"},
-            "a": {"type": "array", "items": {"type": "integer"}},
-            "o": {"type": "object"},
-            "e": {"type": "string", "enum": ["open", "paid"], "default": "open"},
-        },
-        "required": ["s"],
-        "additionalProperties": False,
-    }
-    json.dumps(compiled.input_schema)  # plain JSON, ready for tools/list
-
-
-@pytest.mark.parametrize(
-    ("items", "expected"),
-    [
-        ("String", "string"),
-        ("Number", "number"),
-        ("Integer", "integer"),
-        ("Boolean", "boolean"),
-        ("Object", "object"),
-    ],
-)
-def test_input_schema_array_items(items: str, expected: str) -> None:
-    schema = tool("/x", param("a", "Array", items_type=items)).input_schema
-    assert schema["properties"]["a"] == {"type": "array", "items": {"type": expected}}
-
-
-def test_input_schema_without_parameters() -> None:
-    assert tool("/x").input_schema == {
-        "type": "object",
-        "properties": {},
-        "required": [],
-        "additionalProperties": False,
-    }
-
-
-def test_empty_enum_is_no_restriction() -> None:
-    compiled = tool("/x", param("s", enum=()))
-    assert "enum" not in compiled.input_schema["properties"]["s"]
-    assert compiled.check_arguments({"s": "anything"}) == {"s": "anything"}
-
-
-def test_invalid_default_fails_at_startup() -> None:
-    with pytest.raises(ValueError, match="'n'"):
-        tool("/x", param("n", "Integer", default="three"))
-    with pytest.raises(ValueError, match="'e'"):
-        tool("/x", param("e", enum=("a", "b"), default="c"))
-
-
-# --- check_arguments ------------------------------------------------------------------
-
-
-def test_arguments_none_means_empty_object() -> None:
-    compiled = tool("/x", param("q"), param("n", "Integer", default=5))
-    assert compiled.check_arguments(None) == {"n": 5}
-    assert compiled.check_arguments({}) == {"n": 5}
-
-
-@pytest.mark.parametrize("arguments", [[], "id=1", 3, True, [{"id": "1"}]])
-def test_arguments_must_be_an_object(arguments: Any) -> None:
-    with pytest.raises(ToolInputError, match=r"^arguments must be an object$"):
-        tool("/x", param("id")).check_arguments(arguments)
-
-
-def test_unknown_argument() -> None:
-    with pytest.raises(ToolInputError, match=r"^unknown argument 'x'$"):
-        tool("/x", param("id")).check_arguments({"x": 1})
-
-
-def test_unknown_argument_name_is_cut_short() -> None:
-    with pytest.raises(ToolInputError) as caught:
-        tool("/x").check_arguments({"y" * 5000: 1})
-    assert len(str(caught.value)) < 120
-
-
-def test_missing_required_argument() -> None:
-    compiled = tool("/items/:id", param("id", required=True))
-    with pytest.raises(ToolInputError, match=r"^argument 'id' is required$"):
-        compiled.check_arguments({})
-    with pytest.raises(ToolInputError, match=r"^argument 'id' is required$"):
-        compiled.check_arguments({"id": None})
-
-
-def test_required_argument_with_default_takes_the_default() -> None:
-    compiled = tool("/v/:version", param("version", required=True, default="2"))
-    assert compiled.check_arguments({}) == {"version": "2"}
-    assert path_of(call(compiled)) == "/v1/v/2"
-
-
-@pytest.mark.parametrize(
-    ("type_", "value", "message"),
-    [
-        ("String", 3, "argument 'p' must be a string"),
-        ("String", ["a"], "argument 'p' must be a string"),
-        ("Number", "3", "argument 'p' must be a number"),
-        ("Number", True, "argument 'p' must be a number"),
-        ("Number", float("inf"), "argument 'p' must be a number"),
-        ("Number", float("nan"), "argument 'p' must be a number"),
-        ("Integer", 2.5, "argument 'p' must be an integer"),
-        ("Integer", True, "argument 'p' must be an integer"),
-        ("Integer", "3", "argument 'p' must be an integer"),
-        ("Integer", float("inf"), "argument 'p' must be an integer"),
-        ("Boolean", 1, "argument 'p' must be a boolean"),
-        ("Boolean", "true", "argument 'p' must be a boolean"),
-        ("Array", "a,b", "argument 'p' must be an array"),
-        ("Array", {"a": 1}, "argument 'p' must be an array"),
-        ("Object", ["a"], "argument 'p' must be an object"),
-        ("Object", "{}", "argument 'p' must be an object"),
-    ],
-)
-def test_wrong_type(type_: str, value: Any, message: str) -> None:
-    items = {"items_type": "String"} if type_ == "Array" else {}
-    with pytest.raises(ToolInputError, match=f"^{message}$"):
-        tool("/x", param("p", type_, **items)).check_arguments({"p": value})
-
-
-@pytest.mark.parametrize(
-    ("type_", "value"),
-    [
-        ("String", ""),
-        ("String", "héllo"),
-        ("Number", 3),
-        ("Number", 2.5),
-        ("Number", -0.0),
-        ("Integer", -7),
-        ("Integer", 2**70),
-        ("Boolean", False),
-        ("Object", {"a": [1, None]}),
-    ],
-)
-def test_right_type_is_kept(type_: str, value: Any) -> None:
-    checked = tool("/x", param("p", type_)).check_arguments({"p": value})
-    assert checked == {"p": value}
-    assert type(checked["p"]) is type(value)
-
-
-def test_integral_float_is_an_integer() -> None:
-    checked = tool("/x", param("n", "Integer")).check_arguments({"n": 3.0})
-    assert checked == {"n": 3}
-    assert type(checked["n"]) is int
-
-
-def test_array_elements_are_checked() -> None:
-    compiled = tool("/x", param("a", "Array", items_type="Integer"))
-    assert compiled.check_arguments({"a": [1, 2.0, -3]}) == {"a": [1, 2, -3]}
-    assert compiled.check_arguments({"a": []}) == {"a": []}
-    with pytest.raises(ToolInputError, match=r"^argument 'a' item 1 must be an integer$"):
-        compiled.check_arguments({"a": [1, "2"]})
-    with pytest.raises(ToolInputError, match=r"^argument 'a' item 0 must be an integer$"):
-        compiled.check_arguments({"a": [True]})
-    objects = tool("/x", param("a", "Array", items_type="Object"))
-    with pytest.raises(ToolInputError, match=r"^argument 'a' item 0 must be an object$"):
-        objects.check_arguments({"a": [[]]})
-
-
-def test_enum() -> None:
-    compiled = tool("/x", param("status", enum=("open", "paid")))
-    assert compiled.check_arguments({"status": "paid"}) == {"status": "paid"}
-    with pytest.raises(ToolInputError, match=r"^argument 'status' must be one of \["):
-        compiled.check_arguments({"status": "void"})
-
-
-def test_enum_compares_as_json() -> None:
-    numbers = tool("/x", param("n", "Number", enum=(1, 2.5)))
-    assert numbers.check_arguments({"n": 1.0}) == {"n": 1.0}
-    with pytest.raises(ToolInputError, match="must be one of"):
-        numbers.check_arguments({"n": 2})
-    objects = tool("/x", param("o", "Object", enum=({"a": 1},)))
-    assert objects.check_arguments({"o": {"a": 1}}) == {"o": {"a": 1}}
-    with pytest.raises(ToolInputError, match="must be one of"):
-        objects.check_arguments({"o": {"a": True}})  # true is not 1 in JSON
-
-
-def test_defaults_for_absent_and_null() -> None:
-    compiled = tool("/x", param("q", default="all"), param("n", "Integer", default=10), param("z"))
-    assert compiled.check_arguments({}) == {"q": "all", "n": 10}
-    assert compiled.check_arguments({"q": None, "n": None, "z": None}) == {"q": "all", "n": 10}
-    assert compiled.check_arguments({"q": "some"}) == {"q": "some", "n": 10}
 
 
 # --- path -------------------------------------------------------------------------------
@@ -530,7 +333,7 @@ def test_header_absent_optional() -> None:
 def test_header_control_characters_are_refused(value: str) -> None:
     compiled = tool("/x", param("trace"), headers={"X-Trace": "t-:trace"})
     with pytest.raises(ToolInputError) as caught:
-        compiled.prepare(compiled.check_arguments({"trace": value}))
+        call(compiled, trace=value)
     message = str(caught.value)
     assert "X-Trace" in message
     assert "'trace'" in message
@@ -554,6 +357,20 @@ def test_content_type_with_a_body() -> None:
     source = tool("/x", method="PUT", body=[], source_headers={"Content-Type": "text/plain"})
     assert call(source).headers == [("Content-Type", "text/plain")]
     assert call(tool("/x", method="POST")).headers == []
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE"])
+def test_no_body_no_content_type(method: str) -> None:
+    """Not the default, nor one the data source or the tool sets: there is no content."""
+    assert call(tool("/x", method=method)).headers == []
+    source = tool("/x", method=method, source_headers={"Content-Type": "application/json"})
+    assert call(source).headers == []
+    own = tool("/x", method=method, headers={"content-type": "text/plain", "X-A": "1"})
+    assert call(own).headers == [("X-A", "1")]
+    absent = tool(
+        "/x", param("b", "Object"), method=method, body=":b", headers=own.tool.request.headers
+    )
+    assert call(absent).headers == [("X-A", "1")]  # a body placeholder without a value
 
 
 # --- body -------------------------------------------------------------------------------

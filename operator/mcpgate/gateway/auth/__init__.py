@@ -9,6 +9,8 @@ logged or put into an exception message.
 
 from __future__ import annotations
 
+from typing import TypeVar, assert_never
+
 import httpx
 
 from mcpgate.gateway.auth._common import cap_logger
@@ -43,6 +45,8 @@ __all__ = [
     "quiet_credential_loggers",
 ]
 
+_Block = TypeVar("_Block")
+
 # Libraries that log what the auth flows add: httpx each request's full URL at INFO (a query
 # API key with it), botocore its canonical request at DEBUG (a session token with it).
 _LEAKY_LOGGERS = ("httpx", "botocore")
@@ -67,20 +71,29 @@ def build_auth(
 
     `tokens` is the process's one OAuth2 token cache; `token_client` is the client token
     requests go through. Raises ValueError when the block that `auth.type` names is missing
-    (the renderer never writes such a configuration).
+    (the renderer never writes such a configuration). Every `AuthType` has its branch: a
+    new one fails the type check here.
     """
     quiet_credential_loggers()
     auth = source.auth
+
+    def block(config: _Block | None) -> _Block:
+        if config is None:
+            raise ValueError(
+                f"data source {source.name}: auth type {auth.type} has no configuration"
+            )
+        return config
+
     if auth.type == "None":
         return None
-    if auth.type == "ApiKey" and auth.api_key is not None:
-        return ApiKeyAuth(auth.api_key, credentials)
-    if auth.type == "Bearer" and auth.bearer is not None:
-        return BearerAuth(auth.bearer, credentials)
-    if auth.type == "Basic" and auth.basic is not None:
-        return BasicAuth(auth.basic, credentials)
-    if auth.type == "OAuth2ClientCredentials" and auth.oauth2 is not None:
-        return OAuth2ClientCredentialsAuth(auth.oauth2, credentials, tokens, token_client)
-    if auth.type == "AwsSigV4" and auth.aws_sig_v4 is not None:
-        return AwsSigV4Auth(auth.aws_sig_v4, credentials)
-    raise ValueError(f"data source {source.name}: auth type {auth.type} has no configuration")
+    if auth.type == "ApiKey":
+        return ApiKeyAuth(block(auth.api_key), credentials)
+    if auth.type == "Bearer":
+        return BearerAuth(block(auth.bearer), credentials)
+    if auth.type == "Basic":
+        return BasicAuth(block(auth.basic), credentials)
+    if auth.type == "OAuth2ClientCredentials":
+        return OAuth2ClientCredentialsAuth(block(auth.oauth2), credentials, tokens, token_client)
+    if auth.type == "AwsSigV4":
+        return AwsSigV4Auth(block(auth.aws_sig_v4), credentials)
+    assert_never(auth.type)

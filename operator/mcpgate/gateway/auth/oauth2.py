@@ -41,7 +41,7 @@ from mcpgate.gateway.auth._common import header_safe
 from mcpgate.gateway.auth.base import OutboundAuth, Outgoing
 from mcpgate.gateway.config import OAuth2Config
 from mcpgate.gateway.credentials import CredentialStore
-from mcpgate.gateway.errors import CredentialError, UpstreamError
+from mcpgate.gateway.errors import CredentialError, TokenError
 
 __all__ = [
     "DEFAULT_TOKEN_LIFETIME",
@@ -268,7 +268,7 @@ class OAuth2ClientCredentialsAuth(OutboundAuth):
         return client_id, self._credentials.read(config.client_secret_file)
 
     async def _request_token(self, client_id: str, client_secret: str) -> IssuedToken:
-        """One token request. Raises UpstreamError with a message safe to show anyone."""
+        """One token request. Raises TokenError with a message safe to show anyone."""
         config = self._config
         url = config.token_url
         form = dict(config.extra_params)  # the protocol's own fields below win over extras
@@ -287,25 +287,25 @@ class OAuth2ClientCredentialsAuth(OutboundAuth):
             response = await self._token_client.post(url, data=form, headers=headers)
         except httpx.HTTPError as exc:
             # `from None`: the httpx exception holds the request, Basic credentials included.
-            raise UpstreamError(
+            raise TokenError(
                 f"token endpoint {url} could not be reached ({type(exc).__name__})"
             ) from None
         status = response.status_code
         if not httpx.codes.is_success(status):
             code = _error_code(response, client_secret)
-            raise UpstreamError(
+            raise TokenError(
                 f"token endpoint {url} answered {status}" + (f" ({code})" if code else "")
             )
         body = _json_object(response)
         if body is None:
-            raise UpstreamError(f"token endpoint {url} answered {status} with a non-JSON body")
+            raise TokenError(f"token endpoint {url} answered {status} with a non-JSON body")
         token = body.get("access_token")
         if not isinstance(token, str) or not token:
-            raise UpstreamError(f"token endpoint {url} answered {status} without an access_token")
+            raise TokenError(f"token endpoint {url} answered {status} without an access_token")
         try:
             header_safe(token, "the access token")
         except CredentialError:
-            raise UpstreamError(
+            raise TokenError(
                 f"token endpoint {url} answered an access_token unusable in a header"
             ) from None
         lifetime = _lifetime(body.get("expires_in"))
