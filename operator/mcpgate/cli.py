@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mcpgate import __version__
-
 if TYPE_CHECKING:
     from mcpgate.gateway.config import GatewayConfig
     from mcpgate.gateway.server import PortUnavailable
@@ -76,6 +74,7 @@ def _port_problem(err: PortUnavailable, host: str) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
+    from mcpgate.gateway import signals
     from mcpgate.gateway.app import GatewayApp
     from mcpgate.gateway.observability import Metrics
     from mcpgate.gateway.server import (
@@ -92,6 +91,7 @@ def _up(args: argparse.Namespace) -> int:
     settings = RenderSettings(allow_ambient_aws_credentials=args.allow_ambient_aws_credentials)
     metrics = Metrics()
     folder = CredentialsFolder()
+    signals.at_forced_exit(folder.remove)
     served: list[GatewayConfig] = []
 
     def build() -> GatewayApp:
@@ -195,6 +195,8 @@ def _operator(args: argparse.Namespace) -> int:
         allow_ambient_aws_credentials=args.allow_ambient_aws_credentials,
         log_level=args.gateway_log_level,
     )
+    from mcpgate.gateway import signals
+
     namespaces = [n for item in args.namespace for n in item.split(",") if n]
     try:
         configuration = kube_configuration(args.kubeconfig)
@@ -204,6 +206,8 @@ def _operator(args: argparse.Namespace) -> int:
             f"no cluster to talk to: not in a pod, and no usable kubeconfig ({first});"
             " set KUBECONFIG or --kubeconfig"
         )
+    if signals.take():  # stopped before it started (kopf takes the signals from here)
+        return 0
     run_operator(
         ControllerSettings(render=render, peering=args.peering),
         configuration,
@@ -271,6 +275,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mcpgate", description="HTTP APIs as MCP servers on Kubernetes."
     )
+    from mcpgate import __version__
+
     parser.add_argument("--version", action="version", version=f"mcpgate {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -406,14 +412,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    if argv is None:  # the command itself, not a caller in the same process (tests)
-        from mcpgate.gateway import signals
+    from mcpgate.gateway import signals
 
+    command_line = argv is None  # the command itself, not a caller in the same process
+    if command_line:
         signals.install()
     try:
         args = _parser().parse_args(argv)
         code: int = args.run(args)
-    except KeyboardInterrupt:  # Ctrl-C before a server took over the signal, or in a command
+    except KeyboardInterrupt:  # a caller's own Ctrl-C (tests), or one Python raised itself
+        code = 130
+    # A signal that no server took over: the command was interrupted, whatever it did.
+    if code == 130 or (command_line and signals.received()):
         sys.stderr.write("mcpgate: interrupted\n")
         return 130
     return code

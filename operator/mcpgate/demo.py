@@ -145,10 +145,13 @@ def serve_demo(host: str, port: int) -> None:
     """Serve the demo API until SIGINT or SIGTERM; PortUnavailable if the port is not had."""
     import uvicorn
 
-    from mcpgate.gateway.server import listen
+    from mcpgate.gateway.server import StoppableServer, listen
 
+    server = StoppableServer(
+        uvicorn.Config(DemoApi(), log_level="warning", access_log=False, lifespan="on")
+    )
+    server.take_signals()
     sock = listen(host, port)
-    config = uvicorn.Config(DemoApi(), log_level="warning", access_log=False, lifespan="on")
     shown = f"[{host}]" if ":" in host else host
     sys.stderr.write(f"mcpgate demo-api: serving at http://{shown}:{port}\n")
-    uvicorn.Server(config).run(sockets=[sock])
+    server.run(sockets=[sock])

@@ -28,6 +28,7 @@ from mcpgate.gateway.config import GatewayConfig
 from mcpgate.gateway.server import build_app
 
 from support.gateway import RunningGateway, free_port, serve_in_thread
+from support.poll import wait_for_sync
 
 __all__ = [
     "HEADERS",
@@ -201,16 +202,15 @@ class GatewayProcess:
         ]
         with self.stderr_path.open("wb") as stderr:
             self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+
+        def ready() -> bool:
+            if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"the gateway exited: {self.stderr_path.read_text()[-2000:]}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(self.base + "/readyz", timeout=1) as answer:  # noqa: S310
-                    if answer.status == 200:
-                        return self
-            time.sleep(0.05)
-        raise RuntimeError("the gateway subprocess was not ready within 30 s")
+            with urllib.request.urlopen(self.base + "/readyz", timeout=1) as answer:  # noqa: S310
+                return bool(answer.status == 200)
+
+        wait_for_sync(ready, within=30, what="the gateway's /readyz", retry_on=(OSError,))
+        return self
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -41,7 +41,9 @@ log = logging.getLogger("mcpgate.gateway")
 GRACEFUL_SHUTDOWN_SECONDS = 25  # below Kubernetes' default 30 s termination grace period
 
 
-class _Server(uvicorn.Server):
+class StoppableServer(uvicorn.Server):
+    """uvicorn's server, stopped gracefully by SIGTERM/SIGINT from `take_signals` on."""
+
     def take_signals(self) -> None:
         """SIGTERM/SIGINT from now on start the graceful shutdown, even before `run`: a
         signal that arrives while the ports are bound and the app starts is not lost,
@@ -49,7 +51,7 @@ class _Server(uvicorn.Server):
         if threading.current_thread() is threading.main_thread():
             for sig in _SIGNALS:
                 signal.signal(sig, self.handle_exit)
-        if signals.received():  # one came, and was swallowed, while the process started
+        if signals.take():  # one came while the process started: stop at once
             self.should_exit = True
 
     @contextlib.contextmanager
@@ -161,8 +163,10 @@ def serve_app(
     PortUnavailable before anything is served or said (`on_listening` runs once both
     ports are had), so no line claims a port that was not had. `audit_log` writes one
     audit line per tool call."""
+    if signals.take():  # stopped before it started: nothing to serve or say
+        return
     configure_logging(log_level, known_secrets, audit=audit_log)
-    server = _Server(
+    server = StoppableServer(
         uvicorn.Config(
             app,
             host=host,

@@ -1,50 +1,63 @@
 """Ctrl-C and SIGTERM before a server takes them over: an orderly stop, never a trace.
 
-Python's own SIGINT handler raises KeyboardInterrupt wherever the main thread is. Raised
-inside a callback that a C extension calls (pydantic-core compiling a pattern, say), it is
-printed as an "Exception ignored" traceback and swallowed, and the process goes on as if
-nothing happened. So the handler also records the signal: `serve_app` then shuts down at
-once, gracefully, instead of serving; and a swallowed interrupt prints nothing. SIGTERM is
-treated the same way, so that `mcpgate up` removes its credentials folder even when it is
-stopped while still starting.
+Python's own SIGINT handler raises KeyboardInterrupt wherever the main thread is, and
+that is not safe while modules load: raised inside a callback that C code calls
+(pydantic-core compiling a pattern) it is printed as "Exception ignored" and swallowed,
+and the process goes on serving; raised inside `__set_name__` it becomes a RuntimeError
+with a traceback. So the first signal is only recorded: a server about to start takes
+it (`take`) and serves nothing, or shuts down at once if it already has its ports, and
+the command exits as stopped; any other command ends as interrupted.
+A second signal means "now": the registered clean-ups run (`mcpgate up` removes its
+credentials folder) and the process exits with 130 at once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
-import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
-from typing import Any
 
-__all__ = ["install", "received"]
+__all__ = ["at_forced_exit", "install", "received", "take"]
 
 _received: list[int] = []
+_cleanups: list[Callable[[], None]] = []
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def _interrupt(sig: int, frame: FrameType | None) -> None:
-    _received.append(sig)
-    raise KeyboardInterrupt
-
-
-def _quiet_unraisable(default: Any) -> Any:
-    def hook(unraisable: Any) -> None:
-        if not issubclass(unraisable.exc_type, KeyboardInterrupt):
-            default(unraisable)
-
-    return hook
+def _on_signal(sig: int, frame: FrameType | None) -> None:
+    if not _received:
+        _received.append(sig)
+        return
+    for cleanup in reversed(_cleanups):
+        with contextlib.suppress(Exception):
+            cleanup()
+    os.write(2, b"mcpgate: interrupted\n")
+    os._exit(130)
 
 
 def install() -> None:
-    """SIGINT and SIGTERM raise KeyboardInterrupt, and are remembered (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    for sig in _SIGNALS:
-        signal.signal(sig, _interrupt)
-    sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
+    """From now on SIGINT and SIGTERM are recorded, and a second one ends the process."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in _SIGNALS:
+            signal.signal(sig, _on_signal)
 
 
 def received() -> bool:
-    """Whether SIGINT or SIGTERM arrived since `install`."""
+    """Whether SIGINT or SIGTERM arrived since `install` and no server took it over."""
     return bool(_received)
+
+
+def take() -> bool:
+    """A server takes the signals over: whether one already came (it is then the server's
+    to honour, by stopping: the command ends as stopped, not as interrupted)."""
+    came = bool(_received)
+    _received.clear()
+    return came
+
+
+def at_forced_exit(cleanup: Callable[[], None]) -> None:
+    """Run `cleanup` if a second signal ends the process before it is done."""
+    _cleanups.append(cleanup)

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,23 +19,19 @@ from mcpgate.render.config import gateway_config
 
 from support.gateway import free_port, mcp_session
 from support.paths import EXAMPLES
+from support.poll import wait_for_sync
 from support.upstream import RecordedRequest, RecordingUpstream
 
 MCPGATE = [sys.executable, "-m", "mcpgate.cli"]
 
 
 def _wait_ready(process: subprocess.Popen[bytes], base: str) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    def ready() -> bool:
         if process.poll() is not None:
-            raise AssertionError(f"exited with {process.returncode}: {_output(process)}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError("not ready within 20 s")
+            raise RuntimeError(f"exited with {process.returncode}: {_output(process)}")
+        return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
+
+    wait_for_sync(ready, within=20, what="/readyz", retry_on=(httpx.TransportError,))
 
 
 def _start(
