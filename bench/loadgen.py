@@ -97,6 +97,7 @@ class Result:
     p99_ms: float
     mean_ms: float
     sample_bad: str = ""
+    max_ms: float = float("nan")
     extra: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -233,9 +234,10 @@ function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
     'BENCH {"requests":%%d,"good":%%d,"bad":%%d,"duration_us":%%d,"p50_us":%%d,' ..
-    '"p99_us":%%d,"mean_us":%%f,"socket_errors":%%d}\\n',
+    '"p99_us":%%d,"mean_us":%%f,"max_us":%%d,"socket_errors":%%d}\\n',
     summary.requests, g, b, summary.duration, latency:percentile(50),
-    latency:percentile(99), latency.mean, e.connect + e.read + e.write + e.timeout))
+    latency:percentile(99), latency.mean, latency.max,
+    e.connect + e.read + e.write + e.timeout))
   io.write("BENCHSAMPLE " .. s .. "\\n")
 end
 """
@@ -310,6 +312,7 @@ def _run_wrk(
         p99_ms=figures["p99_us"] / 1000,
         mean_ms=figures["mean_us"] / 1000,
         sample_bad=sample,
+        max_ms=figures["max_us"] / 1000,
     )
 
 
@@ -479,6 +482,7 @@ async def _generate(
         p99_ms=pct(99),
         mean_ms=sum(latencies) / len(latencies) * 1000 if latencies else float("nan"),
         sample_bad=run.sample,
+        max_ms=latencies[-1] * 1000 if latencies else float("nan"),
     )
 
 

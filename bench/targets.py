@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,11 +128,17 @@ def _up_args(manifests: Path, port: int, metrics_port: int) -> list[str]:
 
 @contextlib.contextmanager
 def start_mcpgate(
-    manifests: Path, load: Load, *, logs: Path, cores: Cores, name: str = "mcpgate"
+    manifests: Path,
+    load: Load,
+    *,
+    logs: Path,
+    cores: Cores,
+    name: str = "mcpgate",
+    flags: Sequence[str] = (),
 ) -> Iterator[Target]:
-    """`mcpgate up -f manifests` on the server core."""
+    """`mcpgate up -f manifests [flags]` on the server core."""
     port, metrics_port = free_port(), free_port()
-    command = [PYTHON, "-m", "mcpgate.cli", *_up_args(manifests, port, metrics_port)]
+    command = [PYTHON, "-m", "mcpgate.cli", *_up_args(manifests, port, metrics_port), *flags]
     with start_child(
         name, cores.on(cores.server, command), logs=logs, ready=lambda: _ready(port, load)
     ) as child:

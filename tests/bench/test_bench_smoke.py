@@ -3,7 +3,8 @@
 Seconds each, and no figure is judged: the machine is shared and small. What is checked
 is that each command runs to the end and that what it measured was real (every answer a
 real tool result, the gateway free of kopf and kubernetes, an unchanged reconcile
-writing nothing): the commands exit non-zero otherwise. The Python load generator and
+writing nothing, every gzip bomb refused and every injected API fault met): the
+commands exit non-zero otherwise. The Python load generator and
 upstream are forced, so neither wrk nor nginx needs to be installed.
 """
 
@@ -91,6 +92,33 @@ def test_operator_benchmark_runs() -> None:
 def test_render_benchmark_runs() -> None:
     out = run_bench("bench.render", "--smoke")
     assert "1000/100 = " in out
+
+
+def test_faults_benchmark_runs() -> None:
+    out = run_bench("bench.faults", "--smoke", "--generator", "python", "--upstream", "python")
+    for heading in (
+        "## 1. a failing neighbour",
+        "## 2. gzip bombs",
+        "## 3. slow connections",
+        "## 4. the operator under API faults",
+        "## targets",
+    ):
+        assert heading in out
+    for ratio in (
+        "beside faults / alone: p99 ",
+        "bomb / small gzip: p50 ",
+        "beside slow sockets / alone: p99 ",
+        "Ready under faults / without: ",
+    ):
+        assert ratio in out
+    assert "wrong answers, crashes and missing measurements, all sections: 0" in out
+    assert out.count("- [n/a ] ") == 4  # four targets, none judged in a smoke run
+
+
+def test_faults_benchmark_refuses_an_unknown_section() -> None:
+    done = start_bench("bench.faults", "--smoke", "--only", "bomb,gc", timeout=60)
+    assert done.returncode == 2
+    assert "--only: unknown gc; known: neighbour, bomb, slowloris, operator" in done.stderr
 
 
 def test_profile_summary_reads_py_spy_output() -> None:

@@ -30,6 +30,7 @@ Cases (one path segment, arguments joined by "-"):
     bigdeclared         Content-Length over the cap (`cap` attribute), then the bytes
     bigchunked          chunked, no length, 4 x the cap
     bomb                gzip Content-Encoding: 64 KiB on the wire, 64 MiB decoded
+    gzip                gzip Content-Encoding: a small JSON object (the bomb's control)
     badjson             200 application/json that is not JSON
     deepjson-<depth>    200 application/json, an object nested <depth> levels
     binary              200 text/plain with bytes that are not UTF-8
@@ -76,7 +77,35 @@ from urllib.parse import unquote
 
 from hardening.canaries import CANARIES
 
-__all__ = ["FaultServer", "FaultServerProcess", "RawRequest", "self_signed_cert"]
+__all__ = [
+    "HANDLED_FAULTS",
+    "FaultServer",
+    "FaultServerProcess",
+    "RawRequest",
+    "self_signed_cert",
+]
+
+# Every fault class above that the gateway answers correctly (a tool error naming the
+# data source, within its timeout): what test_downstream_load.py and bench/faults.py
+# cycle through on a failing data source.
+HANDLED_FAULTS = (
+    "hang",
+    "slowheaders",
+    "slowbody",
+    "reset",
+    "close",
+    "shortbody",
+    "status-500",
+    "status-502",
+    "status-503",
+    "retry-s-0",
+    "retry-s-3600",
+    "bigchunked",
+    "redirect",
+    "loop",
+    "badstatus",
+    "garbage",
+)
 
 
 @dataclass(frozen=True)
@@ -171,6 +200,12 @@ def gzip_bomb() -> bytes:
     compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
     data = b"".join(compressor.compress(b"\0" * (1 << 20)) for _ in range(64))
     return data + compressor.flush()
+
+
+@functools.cache
+def _small_gzip() -> bytes:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    return compressor.compress(b'{"ok": true, "gzip": "small"}') + compressor.flush()
 
 
 class _Drop(Exception):
@@ -487,6 +522,16 @@ class FaultServer:
 
     async def _case_bomb(self, request: RawRequest, args: list[str], r: Any, w: Any) -> bool:
         data = gzip_bomb()
+        w.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(data)
+        )
+        w.write(data)
+        await w.drain()
+        return True
+
+    async def _case_gzip(self, request: RawRequest, args: list[str], r: Any, w: Any) -> bool:
+        data = _small_gzip()
         w.write(
             b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
             b"Content-Length: %d\r\n\r\n" % len(data)

@@ -85,7 +85,7 @@ def run(spec: dict[str, Any]) -> list[Result]:
         timeout=900,
         check=True,
     )
-    return [tuple(r) for r in json.loads(done.stdout)]  # type: ignore[misc]
+    return [tuple(r) for r in json.loads(done.stdout)]
 
 
 if __name__ == "__main__":

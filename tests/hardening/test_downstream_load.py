@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from hardening.canaries import CANARIES
-from hardening.faults import FaultServerProcess
+from hardening.faults import HANDLED_FAULTS, FaultServerProcess
 from hardening.gateways import GatewayProcess, figures, percentile, record, scale
 from hardening.loadgen import Result, run
 from mcpgate.api import HttpApiDataSource, McpServer
@@ -33,24 +33,7 @@ from mcpgate.render.config import gateway_config
 FAULTY_TIMEOUT = 1.0
 HEALTHY_TIMEOUT = 5.0
 MARGIN = 0.5
-FAULT_CASES = [
-    "hang",
-    "slowheaders",
-    "slowbody",
-    "reset",
-    "close",
-    "shortbody",
-    "status-500",
-    "status-502",
-    "status-503",
-    "retry-s-0",
-    "retry-s-3600",
-    "bigchunked",
-    "redirect",
-    "loop",
-    "badstatus",
-    "garbage",
-]
+FAULT_CASES = HANDLED_FAULTS
 
 
 @dataclass
