@@ -23,6 +23,8 @@ from urllib.parse import parse_qs
 
 import orjson
 
+from mcpgate.gateway.app import read_body
+
 __all__ = ["POSTS", "DemoApi", "serve_demo"]
 
 Scope = MutableMapping[str, Any]
@@ -56,7 +58,7 @@ class DemoApi:
             return
         if scope["type"] != "http":
             return
-        body = await _read(receive)
+        body = await read_body(receive, _MAX_BODY)
         if body is None:
             await _json(send, 413, {"error": "body over 1 MiB"})
             return
@@ -116,22 +118,6 @@ def _object(body: bytes) -> Any:
     except orjson.JSONDecodeError:
         return None
     return value if isinstance(value, dict) else None
-
-
-async def _read(receive: Receive) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return b""
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > _MAX_BODY:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 async def _json(send: Send, status: int, payload: Any) -> None:

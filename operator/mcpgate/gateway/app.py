@@ -33,7 +33,7 @@ from mcpgate.gateway.protocol import (
 )
 from mcpgate.gateway.tools import ToolRunner
 
-__all__ = ["GatewayApp", "normalize_origin"]
+__all__ = ["GatewayApp", "normalize_origin", "read_body"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -258,19 +258,25 @@ class GatewayApp:
         declared = headers.get(b"content-length")
         if declared and declared[0].isdigit() and int(declared[0]) > self._max_body:
             return None
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return b""
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self._max_body:
-                return None
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+        return await read_body(receive, self._max_body)
+
+
+async def read_body(receive: Receive, limit: int) -> bytes | None:
+    """An ASGI request's whole body, or None once it is over `limit` bytes (b"" if the
+    client went away)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b""
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def _refused(status: int, reason: str, **fields: str) -> None:

@@ -272,12 +272,8 @@ def catches_sigterm(pid: int) -> bool:
     return bool(caught & (1 << (signal.SIGTERM - 1)))
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-@pytest.mark.parametrize("delay", [0.0, 0.3, 0.7, 1.0, 1.5])
-def test_a_signal_during_start_up_is_no_traceback(tmp_path: Path, delay: float, sig: int) -> None:
-    """While modules load, while the files are checked, or as the server starts: an orderly
-    stop (a swallowed KeyboardInterrupt used to leave it serving), and the credentials
-    folder removed."""
+def starting_up(tmp_path: Path) -> subprocess.Popen[str]:
+    """`mcpgate up` (with a key Secret to write) once mcpgate's own handler is in place."""
     ports = ["--port", str(free_port()), "--metrics-port", str(free_port())]
     process = subprocess.Popen(
         [*MCPGATE, "up", "-f", str(EXAMPLES / "inbound-apikey"), *ports],
@@ -287,6 +283,16 @@ def test_a_signal_during_start_up_is_no_traceback(tmp_path: Path, delay: float, 
         env={**os.environ, "TMPDIR": str(tmp_path)},
     )
     wait_for_sync(lambda: catches_sigterm(process.pid), interval=0.005, what="mcpgate's handler")
+    return process
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("delay", [0.0, 0.3, 0.7, 1.0, 1.5])
+def test_a_signal_during_start_up_is_no_traceback(tmp_path: Path, delay: float, sig: int) -> None:
+    """While modules load, while the files are checked, or as the server starts: an orderly
+    stop (a swallowed KeyboardInterrupt used to leave it serving), and the credentials
+    folder removed."""
+    process = starting_up(tmp_path)
     time.sleep(delay)
     process.send_signal(sig)
     out, _ = process.communicate(timeout=30)
@@ -297,15 +303,7 @@ def test_a_signal_during_start_up_is_no_traceback(tmp_path: Path, delay: float, 
 
 
 def test_a_second_signal_while_starting_ends_it_at_once(tmp_path: Path) -> None:
-    ports = ["--port", str(free_port()), "--metrics-port", str(free_port())]
-    process = subprocess.Popen(
-        [*MCPGATE, "up", "-f", str(EXAMPLES / "inbound-apikey"), *ports],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "TMPDIR": str(tmp_path)},
-    )
-    wait_for_sync(lambda: catches_sigterm(process.pid), interval=0.005, what="mcpgate's handler")
+    process = starting_up(tmp_path)
     process.send_signal(signal.SIGINT)
     process.send_signal(signal.SIGINT)
     out, _ = process.communicate(timeout=30)
