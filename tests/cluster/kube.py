@@ -142,9 +142,9 @@ def gateway_url(pod: dict[str, Any]) -> str:
     return f"http://{ip}:8080/mcp"
 
 
-def ready_pod(kube: Kube, ns: str, server: str) -> dict[str, Any]:
-    """The one Ready gateway pod of `server` (the assertion retried by wait_for)."""
-    pods = [
+def ready_pods(kube: Kube, ns: str, server: str) -> list[dict[str, Any]]:
+    """The Ready gateway pods of `server` that are not being deleted."""
+    return [
         p
         for p in kube.gateway_pods(ns, server)
         if p["metadata"].get("deletionTimestamp") is None
@@ -153,5 +153,10 @@ def ready_pod(kube: Kube, ns: str, server: str) -> dict[str, Any]:
             for c in p.get("status", {}).get("conditions", [])
         )
     ]
-    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+
+
+def ready_pod(kube: Kube, ns: str, server: str) -> dict[str, Any]:
+    """A Ready gateway pod of `server` (the assertion retried by wait_for)."""
+    pods = ready_pods(kube, ns, server)
+    assert pods, f"no Ready gateway pod of {ns}/{server}"
     return pods[0]
