@@ -92,7 +92,7 @@ class Kube:
 
     def items(self, kind: str, ns: str | None = None, *selector: str) -> list[dict[str, Any]]:
         where = ["-n", ns] if ns else ["-A"]
-        out = json.loads(self.kubectl(*where, "get", kind, *selector, "-o", "json").stdout)
+        out = json.loads(self.kubectl("get", kind, *where, *selector, "-o", "json").stdout)
         items: list[dict[str, Any]] = out["items"]
         return items
 
