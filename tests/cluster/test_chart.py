@@ -6,6 +6,7 @@ changed values rolls the operator to them."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from cluster.conftest import RELEASE, SYSTEM
 from cluster.kube import Kube
@@ -13,7 +14,7 @@ from support.paths import CRDS, ROOT
 from support.poll import wait_for_sync
 
 
-def _operator_pod(kube: Kube) -> dict:  # type: ignore[type-arg]
+def _operator_pod(kube: Kube) -> dict[str, Any]:
     pods = [
         p
         for p in kube.items("pods", SYSTEM, "-l", "app.kubernetes.io/name=mcpgate")

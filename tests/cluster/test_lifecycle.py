@@ -7,6 +7,7 @@ data source edited."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from cluster.common import SERVER, SOURCE, call, deploy, objects, until
 from cluster.conftest import SYSTEM
@@ -25,8 +26,8 @@ def _names(kube: Kube, ns: str, kind: str) -> list[str]:
     ]
 
 
-def _spec(kube: Kube, ns: str) -> dict:  # type: ignore[type-arg]
-    spec: dict = kube.get("deployment", SERVER, ns)["spec"]  # type: ignore[type-arg]
+def _spec(kube: Kube, ns: str) -> dict[str, Any]:
+    spec: dict[str, Any] = kube.get("deployment", SERVER, ns)["spec"]
     return spec
 
 
@@ -123,7 +124,7 @@ def test_a_missing_secret_that_turns_up_later(
     secret, *rest = objects(upstream.url)
     kube.apply(rest, ns)
 
-    def unresolved() -> dict:  # type: ignore[type-arg]
+    def unresolved() -> dict[str, Any]:
         refs = kube.condition("mcpserver", SERVER, ns, "ResolvedRefs")
         assert refs.get("status") == "False", refs
         return refs
@@ -216,7 +217,7 @@ def test_replicas_and_autoscaling(kube: Kube, ns: str, upstream: RecordingUpstre
     deploy(kube, ns, upstream)
     assert not kube.exists("poddisruptionbudget", SERVER, ns)
 
-    def patch(spec: dict) -> None:  # type: ignore[type-arg]
+    def patch(spec: dict[str, Any]) -> None:
         kube.kubectl(
             "-n", ns, "patch", "mcpserver", SERVER, "--type=merge", "-p", json.dumps({"spec": spec})
         )
