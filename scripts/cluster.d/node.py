@@ -1031,17 +1031,19 @@ class Node:
             self.ips.pop(runner.uid, None)
 
     def mountpoint(self, path: str) -> None:
-        """Make an empty directory to mount on, and note what was made for `down`."""
-        made = []
-        p = Path(path)
-        while not p.exists():
-            made.append(p)
-            p = p.parent
-        for d in reversed(made):
-            d.mkdir(mode=0o755)
-        if made:
-            with open(Path(self.cfg.state, "mountpoints"), "a") as f:
-                f.writelines(f"{d}\n" for d in made)
+        """Make an empty directory to mount on, and note what was made for `down`. Under
+        the lock: pods of one Deployment start at once and make the same mount points."""
+        with self.lock:
+            made = []
+            p = Path(path)
+            while not p.exists():
+                made.append(p)
+                p = p.parent
+            for d in reversed(made):
+                d.mkdir(mode=0o755)
+            if made:
+                with open(Path(self.cfg.state, "mountpoints"), "a") as f:
+                    f.writelines(f"{d}\n" for d in made)
 
     def event(self, pod: Obj, kind: str, reason: str, message: str) -> None:
         md, t = pod["metadata"], now()

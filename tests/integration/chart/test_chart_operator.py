@@ -121,8 +121,9 @@ class Client:
         assert reply.status_code == 200, reply.text
 
     def apply(self, folder: Path, namespace: str) -> list[Obj]:
-        """The example's manifests in ``namespace``, in dependency order: the kinds the
-        operator reads (the quickstart's demo API Deployment is the real cluster's to run)."""
+        """The example's manifests in ``namespace``, in dependency order: those of the
+        operator's kinds (the quickstart's demo API Deployment is no concern of the
+        emulator, which runs no pods)."""
         order = {"Secret": 0, "HttpApiDataSource": 1, "McpServer": 2}
         docs = [copy.deepcopy(d.body) for d in read_documents([folder]) if d.body["kind"] in order]
         for doc in sorted(docs, key=lambda d: order[d["kind"]]):
