@@ -193,6 +193,7 @@ def _operator(args: argparse.Namespace) -> int:
         image_pull_policy=args.image_pull_policy,
         cluster_domain=args.cluster_domain,
         allow_ambient_aws_credentials=args.allow_ambient_aws_credentials,
+        allow_loopback_destinations=args.allow_loopback_destinations,
         log_level=args.gateway_log_level,
     )
     from mcpgate.gateway import signals
@@ -375,6 +376,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         default=_env("MCPGATE_ALLOW_AMBIENT_AWS_CREDENTIALS", "") == "true",
         help="allow AwsSigV4 data sources without key Secrets (the gateway pod's AWS identity)",
+    )
+    op.add_argument(
+        "--allow-loopback-destinations",
+        action="store_true",
+        default=_env("MCPGATE_ALLOW_LOOPBACK_DESTINATIONS", "") == "true",
+        help="let gateways reach upstreams on loopback addresses: for a local cluster"
+        " (scripts/cluster) only [MCPGATE_ALLOW_LOOPBACK_DESTINATIONS]",
     )
     op.add_argument(
         "--peering",

@@ -162,7 +162,12 @@ class CredentialsFolder:
     def config(self, local: LocalServer, manifests: Manifests) -> GatewayConfig:
         """The gateway configuration of `local`, its Secret files written."""
         folder = self.write(local, manifests)
-        return gateway_config(local.server, local.data_sources, credentials_dir=str(folder))
+        return gateway_config(
+            local.server,
+            local.data_sources,
+            credentials_dir=str(folder),
+            allow_loopback_destinations=True,  # local upstreams live there (API.md)
+        )
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)

@@ -126,6 +126,8 @@ def operator(kube: Kube) -> str:
         str(ROOT / "charts" / "mcpgate"),
         "-n",
         SYSTEM,
+        "--set",
+        "gateway.allowLoopbackDestinations=true",  # the upstreams of these tests live there
         "--wait",
         "--timeout=180s",
         timeout=200,

@@ -193,6 +193,11 @@ class GatewayConfig(_Config):
     tools: tuple[ToolConfig, ...] = ()
     limits: LimitsConfig = LimitsConfig()
     credentials_dir: str = DEFAULT_CREDENTIALS_DIR
+    # API.md "Destinations": True lets data sources reach loopback addresses (`mcpgate up`,
+    # and the gateways of an operator run with --allow-loopback-destinations, for local
+    # clusters only). Absent (None) means not: the text of every other configuration, and
+    # so its hash, stays as it was.
+    allow_loopback_destinations: Literal[True] | None = None
 
     def to_json(self) -> str:
         """The stable text form written to the ConfigMap (its hash marks the pods)."""

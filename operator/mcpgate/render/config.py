@@ -217,6 +217,7 @@ def gateway_config(
     credentials_dir: str = DEFAULT_CREDENTIALS_DIR,
     api_keys_dir: str | None = None,
     limits: LimitsConfig | None = None,
+    allow_loopback_destinations: bool = False,
 ) -> GatewayConfig:
     """`gateway_config_json`, read as the gateway reads it."""
     return GatewayConfig.model_validate_json(
@@ -226,6 +227,7 @@ def gateway_config(
             credentials_dir=credentials_dir,
             api_keys_dir=api_keys_dir,
             limits=limits,
+            allow_loopback_destinations=allow_loopback_destinations,
         )
     )
 
@@ -242,6 +244,7 @@ def gateway_config_json(
     credentials_dir: str = DEFAULT_CREDENTIALS_DIR,
     api_keys_dir: str | None = None,
     limits: LimitsConfig | None = None,
+    allow_loopback_destinations: bool = False,
 ) -> str:
     """The gateway configuration of one server, as the text the gateway reads: indented
     JSON, one tool per line. `data_sources` maps names to the data sources in the server's
@@ -266,6 +269,7 @@ def gateway_config_json(
         data_sources={name: _data_source(data_sources[name]) for name in used},
         limits=limits or LimitsConfig(),
         credentials_dir=credentials_dir,
+        allow_loopback_destinations=True if allow_loopback_destinations else None,
     )
     text = rest.to_json()
     if not server.spec.tools:

@@ -395,7 +395,12 @@ def render_objects(
 ) -> tuple[str, list[dict[str, Any]], list[tuple[str, str]]]:
     """The gateway configuration's text, the objects to apply (each stamped with the hash of
     its rendered form), and the (kind, name) of optional objects that must not exist."""
-    config_json = gateway_config_json(server, sources, api_keys_dir=API_KEYS_DIR)
+    config_json = gateway_config_json(
+        server,
+        sources,
+        api_keys_dir=API_KEYS_DIR,
+        allow_loopback_destinations=settings.allow_loopback_destinations,
+    )
     config_hash = text_hash(config_json)
     objects = [
         _config_map(server, config_json),

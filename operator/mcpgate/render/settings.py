@@ -26,6 +26,8 @@ class RenderSettings:
     )
     # AwsSigV4 without key references uses the pod's own AWS identity; opt-in only.
     allow_ambient_aws_credentials: bool = False
+    # Gateways may reach loopback upstreams (API.md "Destinations"): local clusters only.
+    allow_loopback_destinations: bool = False
     log_level: str = "info"
     # The numeric user and group of the image (see the Dockerfile).
     run_as_user: int = 10001

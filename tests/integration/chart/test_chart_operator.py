@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import json
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -498,6 +499,7 @@ CUSTOM: Obj = {
         },
         "logLevel": "debug",
         "allowAmbientAwsCredentials": True,
+        "allowLoopbackDestinations": True,
     },
     "clusterDomain": "kube.test",
     "logLevel": "debug",
@@ -554,6 +556,7 @@ async def test_the_rendered_chart_applied_to_the_api_runs_the_operator(
             assert render_settings.cluster_domain == "kube.test"
             assert render_settings.log_level == "debug"
             assert render_settings.allow_ambient_aws_credentials is True
+            assert render_settings.allow_loopback_destinations is True
             assert run.settings.peering is None
             deployment = next(o for o in objects if o["kind"] == "Deployment")
             (container,) = deployment["spec"]["template"]["spec"]["containers"]
@@ -572,6 +575,9 @@ async def test_the_rendered_chart_applied_to_the_api_runs_the_operator(
             assert gateway_container["image"] == "mirror.example.com/mcpgate:0.1.0"
             assert gateway_container["imagePullPolicy"] == "Always"
             assert gateway_container["args"][-2:] == ["--log-level", "debug"]
+            # allowLoopbackDestinations reached the gateway's configuration.
+            config_map = _read(api, "v1/configmaps", ns, f"{name}-config")
+            assert json.loads(config_map["data"]["config.json"])["allow_loopback_destinations"]
 
             # allowAmbientAwsCredentials reached the operator: a SigV4 data source without
             # key Secrets (the gateway pod's own AWS identity) is Ready.

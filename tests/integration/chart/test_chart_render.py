@@ -49,6 +49,7 @@ FULL: dict[str, Any] = {
         },
         "logLevel": "warning",
         "allowAmbientAwsCredentials": True,
+        "allowLoopbackDestinations": True,
     },
     "crds": {"enabled": True, "keep": False},
     "serviceAccount": {
@@ -354,6 +355,7 @@ def test_default_install(render: Any) -> None:
     assert args["--cluster-domain"] == "cluster.local"
     assert "--namespace" not in args
     assert "--allow-ambient-aws-credentials" not in args
+    assert "--allow-loopback-destinations" not in args  # for local clusters only
     assert "--peering" not in args
 
     subjects = _one(objects, "ClusterRoleBinding")["subjects"]
@@ -455,6 +457,7 @@ def test_full_configuration(render: Any) -> None:
         "--gateway-log-level": "warning",
         "--cluster-domain": "corp.internal",
         "--allow-ambient-aws-credentials": "",
+        "--allow-loopback-destinations": "",
     }
     account = _one(objects, "ServiceAccount")
     assert account["metadata"]["name"] == "mcpgate-operator"

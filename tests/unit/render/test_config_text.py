@@ -11,7 +11,12 @@ import pytest
 
 from mcpgate.api import HttpApiDataSource, McpServer
 from mcpgate.gateway.config import GatewayConfig
+from mcpgate.local import CredentialsFolder, load_local
 from mcpgate.render.config import gateway_config_json, tool_annotations
+from mcpgate.render.objects import API_KEYS_DIR, render_objects
+from mcpgate.render.settings import RenderSettings
+
+from support.paths import EXAMPLES
 
 NAMESPACE = "team-a"
 
@@ -109,7 +114,10 @@ def test_every_tool_field_is_read_back_as_the_spec_says() -> None:
 def test_the_text_is_indented_json_with_one_tool_per_line() -> None:
     text = gateway_config_json(server(TOOLS), {"billing": SOURCE})
     data = json.loads(text)
-    assert list(data) == list(GatewayConfig.model_fields)  # the models' field order
+    # The models' field order; an unset optional field (None) is left out.
+    assert list(data) == [
+        f for f in GatewayConfig.model_fields if f != "allow_loopback_destinations"
+    ]
     lines = text.split("\n")  # not splitlines(): U+2028 in a description is not a line end
     tool_lines = [line for line in lines if line.startswith("    {")]
     assert [json.loads(line.rstrip(","))["name"] for line in tool_lines] == [
@@ -133,3 +141,30 @@ def test_the_same_spec_gives_the_same_text(count: int) -> None:
     again = gateway_config_json(server(tools), {"billing": SOURCE})
     assert first == again
     assert len(GatewayConfig.model_validate_json(first).tools) == count
+
+
+def test_loopback_destinations_are_allowed_only_when_asked() -> None:
+    """API.md "Destinations": `mcpgate up` and an operator run with
+    --allow-loopback-destinations let gateways reach loopback upstreams. Left out of the
+    text otherwise, so that every other configuration keeps its hash."""
+    srv, sources = server(TOOLS[:1]), {"billing": SOURCE}
+    default = gateway_config_json(srv, sources)
+    assert "allow_loopback_destinations" not in default
+    assert GatewayConfig.model_validate_json(default).allow_loopback_destinations is None
+    allowed = gateway_config_json(srv, sources, allow_loopback_destinations=True)
+    assert GatewayConfig.model_validate_json(allowed).allow_loopback_destinations is True
+
+    settings = RenderSettings(allow_loopback_destinations=True)
+    config_json, _, _ = render_objects(srv, sources, settings)
+    assert GatewayConfig.model_validate_json(config_json).allow_loopback_destinations is True
+    config_json, _, _ = render_objects(srv, sources, RenderSettings())
+    assert config_json == gateway_config_json(srv, sources, api_keys_dir=API_KEYS_DIR)
+
+
+def test_up_serves_with_loopback_destinations_allowed() -> None:
+    local, manifests = load_local([EXAMPLES / "quickstart"], None, RenderSettings())
+    folder = CredentialsFolder()
+    try:
+        assert folder.config(local, manifests).allow_loopback_destinations is True
+    finally:
+        folder.remove()
