@@ -223,11 +223,11 @@ class ToolAnnotations(KubeModel):
     model_config = ConfigDict(extra="forbid")
 
     title: ShortString | None = None
-    """A human-readable title."""
+    """A human-readable title, also sent as the MCP Tool's top-level `title`."""
     read_only_hint: bool | None = None
     """The tool does not change its environment (default: true for GET)."""
     destructive_hint: bool | None = None
-    """The tool may destroy data (default: true for DELETE)."""
+    """The tool may destroy data (default: true for DELETE, false for POST, PUT and PATCH)."""
     idempotent_hint: bool | None = None
     """Repeating a call has no further effect (default: true for PUT and DELETE)."""
     open_world_hint: bool | None = None

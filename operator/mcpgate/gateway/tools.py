@@ -24,7 +24,7 @@ import orjson
 from mcpgate.gateway.arguments import ToolArguments
 from mcpgate.gateway.audit import AuditLog, Outcome
 from mcpgate.gateway.auth import TokenCache
-from mcpgate.gateway.config import GatewayConfig
+from mcpgate.gateway.config import GatewayConfig, ToolConfig
 from mcpgate.gateway.credentials import CredentialStore
 from mcpgate.gateway.errors import GatewayError, ToolInputError, UnknownToolError, UpstreamError
 from mcpgate.gateway.inbound import Accepted
@@ -66,6 +66,21 @@ class _Tool:
     client: DataSourceClient
 
 
+def _listed(tool: ToolConfig, input_schema: dict[str, Any]) -> dict[str, Any]:
+    """A tool as `tools/list` shows it; its title (`annotations.title`) also at the top
+    level, where clients look first (MCP 2025-06-18 and later)."""
+    listed: dict[str, Any] = {"name": tool.name}
+    title = tool.annotations.get("title")
+    if isinstance(title, str) and title:
+        listed["title"] = title
+    listed.update(
+        description=tool.description,
+        inputSchema=input_schema,
+        annotations=dict(tool.annotations),
+    )
+    return listed
+
+
 class ToolRunner:
     """Owns the compiled tools and one pooled client per data source."""
 
@@ -105,13 +120,7 @@ class ToolRunner:
             for tool in config.tools
         }
         self._tool_list = [
-            {
-                "name": tool.name,
-                "description": tool.description,
-                "inputSchema": self.tools[tool.name].arguments.input_schema,
-                "annotations": dict(tool.annotations),
-            }
-            for tool in config.tools
+            _listed(tool, self.tools[tool.name].arguments.input_schema) for tool in config.tools
         ]
 
     def _count_token_request(self, token_url: str, ok: bool) -> None:

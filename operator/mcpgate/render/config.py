@@ -65,6 +65,8 @@ def tool_annotations(tool: Tool) -> dict[str, Any]:
         out["readOnlyHint"] = True
     if method == "DELETE":
         out["destructiveHint"] = True
+    if method in ("POST", "PUT", "PATCH"):
+        out["destructiveHint"] = False  # MCP's default is true: a write is not a deletion
     if method in ("PUT", "DELETE"):
         out["idempotentHint"] = True
     if tool.annotations is not None:

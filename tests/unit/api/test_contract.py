@@ -119,9 +119,10 @@ def test_defaults_match_api_md() -> None:
     ("method", "expected"),
     [
         ("GET", {"readOnlyHint": True, "openWorldHint": True}),
-        ("POST", {"openWorldHint": True}),
-        ("PUT", {"idempotentHint": True, "openWorldHint": True}),
-        ("PATCH", {"openWorldHint": True}),
+        # The MCP default of destructiveHint is true: for POST, PUT and PATCH it is said.
+        ("POST", {"destructiveHint": False, "openWorldHint": True}),
+        ("PUT", {"destructiveHint": False, "idempotentHint": True, "openWorldHint": True}),
+        ("PATCH", {"destructiveHint": False, "openWorldHint": True}),
         ("DELETE", {"destructiveHint": True, "idempotentHint": True, "openWorldHint": True}),
     ],
 )
