@@ -214,6 +214,24 @@ def _ms(value: float) -> str:
     return f"{value:.2f}"
 
 
+def _latency_table(rounds: list[dict[str, Any]], rows: list[tuple[str, str]]) -> str:
+    """get_item's figures (medians of rounds) for each (row name, result key)."""
+    return table(
+        ["get_item", "p50 ms", "p99 ms", "max ms", "calls/s", "gateway CPU"],
+        [
+            [
+                name,
+                _ms(median([r[key]["p50_ms"] for r in rounds])),
+                _ms(median([r[key]["p99_ms"] for r in rounds])),
+                _ms(median([r[key]["max_ms"] for r in rounds])),
+                f"{median([r[key]['good'] / r[key]['seconds'] for r in rounds]):,.0f}",
+                _cpu(rounds, key),
+            ]
+            for name, key in rows
+        ],
+    )
+
+
 def _cpu(rounds: list[dict[str, Any]], key: str) -> str:
     shares = [r[key]["extra"]["gateway_cpu"] for r in rounds if "gateway_cpu" in r[key]["extra"]]
     return f"{median(shares):.0%}" if shares else "-"
@@ -283,22 +301,7 @@ def _neighbour(bench: Bench, args: argparse.Namespace) -> tuple[dict[str, Any], 
     p99_during = median([r["beside_faults"]["p99_ms"] for r in rounds])
     print()
     print(f"## 1. a failing neighbour (get_item at c={HEALTHY_CONNECTIONS}; median of rounds)")
-    print(
-        table(
-            ["get_item", "p50 ms", "p99 ms", "max ms", "calls/s", "gateway CPU"],
-            [
-                [
-                    name,
-                    _ms(median([r[key]["p50_ms"] for r in rounds])),
-                    _ms(median([r[key]["p99_ms"] for r in rounds])),
-                    _ms(median([r[key]["max_ms"] for r in rounds])),
-                    f"{median([r[key]['good'] / r[key]['seconds'] for r in rounds]):,.0f}",
-                    _cpu(rounds, key),
-                ]
-                for name, key in (("alone", "alone"), ("beside faults", "beside_faults"))
-            ],
-        )
-    )
+    print(_latency_table(rounds, [("alone", "alone"), ("beside faults", "beside_faults")]))
     print(
         f"beside faults / alone: p99 {median(p99_ratios):.2f} ({spread(p99_ratios)}),"
         f" p50 {median(p50_ratios):.2f} ({spread(p50_ratios)})"
@@ -509,23 +512,7 @@ def _slowloris(bench: Bench, args: argparse.Namespace) -> tuple[dict[str, Any], 
     print()
     print(f"## 3. slow connections ({args.sockets} sockets; get_item at c=1; median of rounds)")
     print(
-        table(
-            ["get_item", "p50 ms", "p99 ms", "max ms", "calls/s", "gateway CPU"],
-            [
-                [
-                    name,
-                    _ms(median([r[key]["p50_ms"] for r in rounds])),
-                    _ms(median([r[key]["p99_ms"] for r in rounds])),
-                    _ms(median([r[key]["max_ms"] for r in rounds])),
-                    f"{median([r[key]['good'] / r[key]['seconds'] for r in rounds]):,.0f}",
-                    _cpu(rounds, key),
-                ]
-                for name, key in (
-                    ("alone", "alone"),
-                    ("beside slow sockets", "beside_slow_sockets"),
-                )
-            ],
-        )
+        _latency_table(rounds, [("alone", "alone"), ("beside slow sockets", "beside_slow_sockets")])
     )
     print(
         f"beside slow sockets / alone: p99 {median(p99_ratios):.2f} ({spread(p99_ratios)});"
