@@ -189,10 +189,29 @@ def _deployment_status(client: Client, ns: str, name: str, *, ready: bool = True
     )
 
 
-async def _ready(client: Client, ns: str, name: str) -> None:
+async def _reported(
+    client: Client, ns: str, name: str, condition: str, status: str, *, ready: bool = True
+) -> None:
+    """Report the Deployment's status, as its controller would, until the McpServer's
+    `condition` is `status`. The operator may roll the Deployment (a new generation) at
+    any moment, as after a data source change, so each new generation is reported again:
+    a status for an older one reads as still rolling out."""
+
+    def check() -> bool:
+        deployment = _read(client.api, "apps/v1/deployments", ns, name)
+        observed = (deployment.get("status") or {}).get("observedGeneration")
+        available = (deployment.get("status") or {}).get("availableReplicas")
+        expected = deployment["spec"].get("replicas", 1) if ready else 0
+        if observed != deployment["metadata"]["generation"] or available != expected:
+            _deployment_status(client, ns, name, ready=ready)
+        return bool(_condition(client.api, ns, name, condition)["status"] == status)
+
     await until(lambda: _read(client.api, "apps/v1/deployments", ns, name))
-    _deployment_status(client, ns, name)
-    await until(lambda: _condition(client.api, ns, name, "Ready")["status"] == "True")
+    await until(check)
+
+
+async def _ready(client: Client, ns: str, name: str) -> None:
+    await _reported(client, ns, name, "Ready", "True")
 
 
 # --- what the operator did, and what the chart grants -----------------------------------------
@@ -411,10 +430,8 @@ async def scenario(client: Client, ns_a: str, ns_b: str) -> None:
     )
 
     # The Deployment's status: pods gone (Available False), then back.
-    _deployment_status(client, ns_b, quick, ready=False)
-    await until(lambda: _condition(api, ns_b, quick, "Available")["status"] == "False")
-    _deployment_status(client, ns_b, quick)
-    await until(lambda: _condition(api, ns_b, quick, "Ready")["status"] == "True")
+    await _reported(client, ns_b, quick, "Available", "False", ready=False)
+    await _ready(client, ns_b, quick)
 
     # A hand edit of the Deployment is put back.
     deployment_path = f"/apis/apps/v1/namespaces/{ns_b}/deployments/{quick}"
