@@ -188,6 +188,9 @@ def _operator(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # httpx logs every API request at INFO: one line per patch drowns the operator's own.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     render = RenderSettings(
         image=args.image,
         image_pull_policy=args.image_pull_policy,

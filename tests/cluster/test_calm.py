@@ -29,3 +29,15 @@ def test_nothing_changing_means_no_writes(kube: Kube, ns: str, upstream: Recordi
         if e["user"]["username"] == user and e["verb"] in WRITES
     ]
     assert writes == []
+
+
+def test_the_operator_logs_no_line_per_api_request(
+    kube: Kube, ns: str, upstream: RecordingUpstream
+) -> None:
+    deploy(kube, ns, upstream)
+    kube.wait_ready(ns, f"mcpserver/{SERVER}")
+    (log,) = sorted((kube.state / "node" / "pods").glob(f"{SYSTEM}_*/operator.log"))[-1:]
+    text = log.read_text(errors="replace")
+    assert text.strip()  # the operator logs, just not that
+    # httpx logs each request at INFO ("HTTP Request: PATCH ... 200 OK"): capped.
+    assert "HTTP Request:" not in text
