@@ -241,6 +241,8 @@ class Tool(KubeModel):
         str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     ]
     """The tool name, unique in the server."""
+    title: ShortString | None = None
+    """An optional display name (the MCP Tool's `title`); else `annotations.title`."""
     description: _TEXT = ""
     """What the tool does, for the model choosing it."""
     data_source: DnsSubdomain
