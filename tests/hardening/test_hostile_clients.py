@@ -188,13 +188,21 @@ async def test_malformed_json_rpc_gets_the_right_protocol_error(
         assert error["id"] is None  # nothing a client could match it to
 
 
+@pytest.mark.parametrize("arguments", [[], "x", 1, [{"o": {}}]])
+async def test_non_object_arguments_are_a_protocol_error(
+    env: Env, http: httpx.AsyncClient, arguments: Any
+) -> None:
+    before = env.upstream.count()
+    body = json.dumps(rpc("tools/call", {"name": "post_obj", "arguments": arguments})).encode()
+    error = _error(await _post(http, env, body))
+    assert error["code"] == -32602
+    assert error["message"] == "params.arguments must be an object"
+    assert env.upstream.count() == before  # nothing was sent downstream
+
+
 @pytest.mark.parametrize(
     ("arguments", "what"),
-    [
-        ([], "arguments must be an object"),
-        ("x", "arguments must be an object"),
-        ({"o": 1}, "must be an object"),
-    ],
+    [({"o": 1}, "must be an object"), ({}, "o"), ({"o": {}, "p": 1}, "p")],
 )
 async def test_bad_arguments_are_tool_errors_not_protocol_errors(
     env: Env, http: httpx.AsyncClient, arguments: Any, what: str

@@ -223,7 +223,7 @@ class ToolAnnotations(KubeModel):
     model_config = ConfigDict(extra="forbid")
 
     title: ShortString | None = None
-    """A human-readable title, also sent as the MCP Tool's top-level `title`."""
+    """A human-readable title; also the MCP Tool's top-level `title` when the tool sets none."""
     read_only_hint: bool | None = None
     """The tool does not change its environment (default: true for GET)."""
     destructive_hint: bool | None = None

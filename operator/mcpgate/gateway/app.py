@@ -3,11 +3,14 @@
 Written against ASGI directly rather than a framework: the request path of a
 tool call is short and measured (DESIGN.md), and every HTTP rule of API.md's
 "The MCP endpoint", "Inbound authorization" and "Origins" is visible here in
-the order it applies: Host (loopback only under `mcpgate up`), Origin (403,
-before any auth), method (405), inbound auth (401, or a mode's 403), Accept (406),
-Content-Type (415), size (413), protocol version (400), then JSON-RPC. Each refusal up
-to the size check logs one line saying why.
-"""
+the order it applies. Before this app sees a request, the HTTP protocol
+(http_limits.py) has answered 431 to a head over 32 KiB or 100 fields. Then:
+a repeated Host, Origin, Content-Type or MCP-Protocol-Version (400), Host
+(loopback only under `mcpgate up`, 421), Origin (403, before any auth; loopback
+origins too under `up` on loopback), method (405), inbound auth (401, or a mode's
+403), Accept (406, `q=0` honoured), Content-Type (415), size (413), protocol
+version (400), then JSON-RPC. Each refusal up to the size check logs one line
+saying why."""
 
 from __future__ import annotations
 
