@@ -614,6 +614,7 @@ async def test_a_head_one_byte_over_32_kib_gets_431(env: Env) -> None:
     answer = await _raw(env.gateway.port, _padded_to(MAX_HEAD + 1))
     assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
     assert b"connection: close" in answer.lower()
+    assert any("request refused with 431" in line for line in env.gateway.log_lines())
 
 
 async def test_100_header_fields_are_served_and_101_get_431(env: Env) -> None:
@@ -636,6 +637,42 @@ async def test_an_oversized_head_gets_431_before_origin_or_auth(env: Env) -> Non
     request = _ping_request(f"Origin: https://evil.example\r\nX-Pad: {'p' * MAX_HEAD}\r\n")
     answer = await _raw(env.gateway.port, request)
     assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+
+
+async def test_pipelined_requests_near_the_limit_are_all_served(env: Env) -> None:
+    """Several requests in one write: the head count starts again with each request."""
+    requests = [_padded_to(MAX_HEAD - 100), _ping_request(""), _padded_to(MAX_HEAD)]
+    reader, writer = await asyncio.open_connection("127.0.0.1", env.gateway.port)
+    try:
+        writer.write(b"".join(requests))
+        answers = b""
+        async with asyncio.timeout(10):
+            while answers.count(b"HTTP/1.1 200") < len(requests):
+                chunk = await reader.read(65536)
+                assert chunk, answers
+                answers += chunk
+    finally:
+        writer.close()
+    assert answers.count(b"HTTP/1.1 ") == len(requests)
+
+
+async def test_an_oversized_head_after_a_served_request_on_one_connection_gets_431(
+    env: Env,
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", env.gateway.port)
+    try:
+        writer.write(_ping_request(""))
+        async with asyncio.timeout(10):
+            first = await reader.readuntil(b"\r\n\r\n")
+            length = int(first.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+        assert first.startswith(b"HTTP/1.1 200"), first[:200]
+        writer.write(_padded_to(MAX_HEAD + 1))
+        async with asyncio.timeout(10):
+            second = await reader.read()
+        assert second.startswith(b"HTTP/1.1 431"), second[:200]
+    finally:
+        writer.close()
 
 
 async def _flood(port: int, first: bytes, line: bytes, total: int, answers: list[bytes]) -> None:
