@@ -675,6 +675,12 @@ async def test_an_oversized_head_after_a_served_request_on_one_connection_gets_4
         writer.close()
 
 
+async def test_a_malformed_head_still_gets_400(env: Env) -> None:
+    answer = await _raw(env.gateway.port, b"POST /mcp HTTP/1.1\r\nBad Header\r\n\r\n" * 3)
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert answer.count(b"HTTP/1.1") == 1
+
+
 async def _flood(port: int, first: bytes, line: bytes, total: int, answers: list[bytes]) -> None:
     """Send `first`, then `line` again and again up to `total` bytes, never ending the head;
     keep what came back (the gateway may answer and reset before everything is sent)."""

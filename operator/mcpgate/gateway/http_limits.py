@@ -52,8 +52,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     _refused = False
 
     def data_received(self, data: bytes) -> None:
-        if self._refused:
-            return  # answered 431 and closing: drop what is still arriving
+        if self._refused or self.transport.is_closing():
+            return  # answered and closing: drop what is still arriving
         while data and self._in_head:
             room = MAX_HEAD_BYTES - self._head_bytes
             if room <= 0:
@@ -64,15 +64,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             piece, data = data[:room], data[room:]
             self._head_bytes += len(piece)
             self._feed(piece)
-            if self._refused:
-                return
+            if self._refused or self.transport.is_closing():
+                return  # refused, or answered 400 as malformed: nothing more to parse
             if not self._in_head:
                 # The head ended inside `piece`; what follows it there was body, already fed.
                 break
             if self._head_bytes >= MAX_HEAD_BYTES:
                 self._refuse()
                 return
-        if data and not self._refused:
+        if data:
             self._feed(data)
 
     def _feed(self, data: bytes) -> None:
