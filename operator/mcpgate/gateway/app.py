@@ -5,9 +5,9 @@ tool call is short and measured (DESIGN.md), and every HTTP rule of API.md's
 "The MCP endpoint", "Inbound authorization" and "Origins" is visible here in
 the order it applies. Before this app sees a request, the HTTP protocol
 (http_limits.py) has answered 431 to a head over 32 KiB or 100 fields. Then:
-a repeated Host, Origin, Content-Type or MCP-Protocol-Version (400), Host
-(loopback only under `mcpgate up`, 421), Origin (403, before any auth; loopback
-origins too under `up` on loopback), method (405), inbound auth (401, or a mode's
+a repeated Host or Origin (400), Host (loopback only under `mcpgate up`, 421),
+Origin (403, before any auth; loopback origins too under `up` on loopback), a
+repeated Content-Type or MCP-Protocol-Version (400), method (405), inbound auth (401, or a mode's
 403), Accept (406, `q=0` honoured), Content-Type (415), size (413), protocol
 version (400), then JSON-RPC. Each refusal up to the size check logs one line
 saying why."""
@@ -53,8 +53,6 @@ _CORS_ALLOW_HEADERS = (
 )
 _CORS_EXPOSE_HEADERS = b"WWW-Authenticate, MCP-Protocol-Version, Mcp-Session-Id"
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
-# Headers whose second copy would make the check of the first meaningless.
-_SINGLE_HEADERS = (b"host", b"origin", b"content-type", b"mcp-protocol-version")
 
 
 def normalize_origin(origin: str) -> str | None:
@@ -171,12 +169,8 @@ class GatewayApp:
             values = headers.get(name)
             return values[0] if values else None
 
-        for name in _SINGLE_HEADERS:
-            if len(headers.get(name, ())) > 1:
-                shown = name.decode()
-                _refused(400, f"more than one {shown} header")
-                await _respond(send, 400, f"more than one {shown} header".encode(), b"text/plain")
-                return
+        if await _repeated(send, headers, (b"host", b"origin"), []):
+            return
         if self._loopback_only and not self._loopback_host(one(b"host")):
             _refused(421, "Host is not a loopback name")
             await _respond(
@@ -198,6 +192,9 @@ class GatewayApp:
             if scope["method"] == "OPTIONS":
                 await self._preflight(send, extra)
                 return
+        # Past the Origin check, so a browser may read this refusal too.
+        if await _repeated(send, headers, (b"content-type", b"mcp-protocol-version"), extra):
+            return
         method = scope["method"]
         if method != "POST":
             _refused(405, f"method {caller_text(method, 16)} (POST only)")
@@ -329,6 +326,23 @@ async def read_body(receive: Receive, limit: int) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+async def _repeated(
+    send: Send,
+    headers: dict[bytes, list[bytes]],
+    names: tuple[bytes, ...],
+    extra: list[tuple[bytes, bytes]],
+) -> bool:
+    """Answer 400 if one of `names` came more than once: with two copies, one could be
+    checked and the other used."""
+    for name in names:
+        if len(headers.get(name, ())) > 1:
+            reason = f"more than one {name.decode()} header"
+            _refused(400, reason)
+            await _respond(send, 400, reason.encode(), b"text/plain", extra)
+            return True
+    return False
 
 
 def _refused(status: int, reason: str, **fields: str) -> None:
