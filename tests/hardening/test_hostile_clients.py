@@ -188,13 +188,21 @@ async def test_malformed_json_rpc_gets_the_right_protocol_error(
         assert error["id"] is None  # nothing a client could match it to
 
 
+@pytest.mark.parametrize("arguments", [[], "x", 1, [{"o": {}}]])
+async def test_non_object_arguments_are_a_protocol_error(
+    env: Env, http: httpx.AsyncClient, arguments: Any
+) -> None:
+    before = env.upstream.count()
+    body = json.dumps(rpc("tools/call", {"name": "post_obj", "arguments": arguments})).encode()
+    error = _error(await _post(http, env, body))
+    assert error["code"] == -32602
+    assert error["message"] == "params.arguments must be an object"
+    assert env.upstream.count() == before  # nothing was sent downstream
+
+
 @pytest.mark.parametrize(
     ("arguments", "what"),
-    [
-        ([], "arguments must be an object"),
-        ("x", "arguments must be an object"),
-        ({"o": 1}, "must be an object"),
-    ],
+    [({"o": 1}, "must be an object"), ({}, "o"), ({"o": {}, "p": 1}, "p")],
 )
 async def test_bad_arguments_are_tool_errors_not_protocol_errors(
     env: Env, http: httpx.AsyncClient, arguments: Any, what: str
@@ -570,6 +578,171 @@ async def test_concurrent_bodies_near_the_limit_cost_bounded_memory(env: Env) ->
     assert all(a.startswith(b"HTTP/1.1 200") for a in done), [a[:60] for a in done]
     assert growth < connections * 3 + 32
     assert env.gateway.alive()
+
+
+# --- oversized request heads ----------------------------------------------------------------
+
+MAX_HEAD = 32 * 1024  # API.md: request headers over 32 KiB in all, or over 100 fields, get 431
+MAX_FIELDS = 100
+
+
+def _ping_request(extra_headers: str, *, target: str = "/mcp") -> bytes:
+    """A complete ping request: `_head`'s four fields plus `extra_headers`, then the body."""
+    body = json.dumps(rpc("ping")).encode()
+    head = _head(f"Content-Length: {len(body)}\r\n{extra_headers}")
+    return head.replace(b"POST /mcp ", f"POST {target} ".encode(), 1) + body
+
+
+def _head_of(request: bytes) -> int:
+    return request.index(b"\r\n\r\n") + 4
+
+
+def _padded_to(size: int) -> bytes:
+    """A ping whose head (request line to the blank line, inclusive) is exactly `size` bytes."""
+    bare = _head_of(_ping_request("X-Pad: \r\n"))
+    request = _ping_request(f"X-Pad: {'p' * (size - bare)}\r\n")
+    assert _head_of(request) == size
+    return request
+
+
+async def test_a_head_of_exactly_32_kib_is_served(env: Env) -> None:
+    answer = await _raw(env.gateway.port, _padded_to(MAX_HEAD))
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+
+
+async def test_a_head_one_byte_over_32_kib_gets_431(env: Env) -> None:
+    answer = await _raw(env.gateway.port, _padded_to(MAX_HEAD + 1))
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+    assert b"connection: close" in answer.lower()
+    assert any("request refused with 431" in line for line in env.gateway.log_lines())
+
+
+async def test_100_header_fields_are_served_and_101_get_431(env: Env) -> None:
+    def fields(count: int) -> str:  # `_ping_request` already has 4 fields
+        return "".join(f"X-F{n}: v\r\n" for n in range(count - 4))
+
+    served = await _raw(env.gateway.port, _ping_request(fields(MAX_FIELDS)))
+    assert served.startswith(b"HTTP/1.1 200"), served[:200]
+    refused = await _raw(env.gateway.port, _ping_request(fields(MAX_FIELDS + 1)))
+    assert refused.startswith(b"HTTP/1.1 431"), refused[:200]
+
+
+async def test_a_long_target_counts_toward_the_head(env: Env) -> None:
+    answer = await _raw(env.gateway.port, _ping_request("", target="/mcp?" + "q" * MAX_HEAD))
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+
+
+async def test_an_oversized_head_gets_431_before_origin_or_auth(env: Env) -> None:
+    """A foreign Origin would be 403: the size is refused first."""
+    request = _ping_request(f"Origin: https://evil.example\r\nX-Pad: {'p' * MAX_HEAD}\r\n")
+    answer = await _raw(env.gateway.port, request)
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+
+
+async def test_pipelined_requests_near_the_limit_are_all_served(env: Env) -> None:
+    """Several requests in one write: the head count starts again with each request."""
+    requests = [_padded_to(MAX_HEAD - 100), _ping_request(""), _padded_to(MAX_HEAD)]
+    reader, writer = await asyncio.open_connection("127.0.0.1", env.gateway.port)
+    try:
+        writer.write(b"".join(requests))
+        answers = b""
+        async with asyncio.timeout(10):
+            while answers.count(b"HTTP/1.1 200") < len(requests):
+                chunk = await reader.read(65536)
+                assert chunk, answers
+                answers += chunk
+    finally:
+        writer.close()
+    assert answers.count(b"HTTP/1.1 ") == len(requests)
+
+
+async def test_an_oversized_head_after_a_served_request_on_one_connection_gets_431(
+    env: Env,
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", env.gateway.port)
+    try:
+        writer.write(_ping_request(""))
+        async with asyncio.timeout(10):
+            first = await reader.readuntil(b"\r\n\r\n")
+            length = int(first.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+        assert first.startswith(b"HTTP/1.1 200"), first[:200]
+        writer.write(_padded_to(MAX_HEAD + 1))
+        async with asyncio.timeout(10):
+            second = await reader.read()
+        assert second.startswith(b"HTTP/1.1 431"), second[:200]
+    finally:
+        writer.close()
+
+
+async def test_a_malformed_head_still_gets_400(env: Env) -> None:
+    answer = await _raw(env.gateway.port, b"POST /mcp HTTP/1.1\r\nBad Header\r\n\r\n" * 3)
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert answer.count(b"HTTP/1.1") == 1
+
+
+async def _flood(port: int, first: bytes, line: bytes, total: int, answers: list[bytes]) -> None:
+    """Send `first`, then `line` again and again up to `total` bytes, never ending the head;
+    keep what came back (the gateway may answer and reset before everything is sent)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    answer = b""
+    try:
+        with contextlib.suppress(ConnectionError):
+            writer.write(first)
+            batch = line * max(1, 65536 // len(line))
+            for _ in range(0, total, len(batch)):
+                writer.write(batch)
+                await writer.drain()
+        with contextlib.suppress(TimeoutError, ConnectionError):
+            async with asyncio.timeout(10):
+                while chunk := await reader.read(65536):
+                    answer += chunk
+    finally:
+        writer.close()
+        answers.append(answer)
+
+
+async def test_megabytes_of_headers_get_431_and_memory_stays_bounded(
+    env: Env, http: httpx.AsyncClient
+) -> None:
+    """The attack of issue #15: one socket sending 8 MB of header lines grew the gateway
+    by 184 MiB. Now each head is cut at 32 KiB, whatever its shape: many lines, one
+    endless header value, an endless target."""
+    rss_before = env.gateway.rss_kib()
+    total = scale(8, 64) * 1024 * 1024
+    start = b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    shapes = [
+        (start, b"X-Pad: " + b"p" * 200 + b"\r\n"),  # many header lines
+        (start + b"X-Pad: ", b"p" * 4096),  # one header value, never ended
+        (b"POST /mcp?", b"q" * 4096),  # a request target, never ended
+    ]
+    rounds = 3
+    answers: list[bytes] = []
+    peak = rss_before
+    for _ in range(rounds):
+        tasks = [
+            asyncio.create_task(_flood(env.gateway.port, first, line, total, answers))
+            for first, line in shapes
+        ]
+        while not all(t.done() for t in tasks):
+            peak = max(peak, env.gateway.rss_kib())
+            await asyncio.sleep(0.02)
+        await asyncio.gather(*tasks)
+    growth_mib = (peak - rss_before) / 1024
+    figures(
+        "oversized request heads",
+        {
+            "connections": rounds * len(shapes),
+            "MiB sent per connection (at most)": total // (1024 * 1024),
+            "answered 431": sum(a.startswith(b"HTTP/1.1 431") for a in answers),
+            "gateway RSS before / peak (MiB)": f"{rss_before / 1024:.1f} / {peak / 1024:.1f}",
+        },
+    )
+    assert len(answers) == rounds * len(shapes)
+    assert all(a.startswith(b"HTTP/1.1 431") or a == b"" for a in answers), answers
+    assert any(a.startswith(b"HTTP/1.1 431") for a in answers), answers
+    assert growth_mib < 32
+    await _still_serving(http, env)
 
 
 async def test_the_gateway_is_still_serving_and_logged_no_traceback(

@@ -88,7 +88,7 @@ def _check_401(reply: httpx.Response, server: str) -> None:
     assert reply.headers["www-authenticate"] == f'ApiKey realm="{server}"'
     body = reply.json()
     assert body["id"] is None
-    assert body["error"]["code"] == -32001
+    assert body["error"]["code"] == -32030
 
 
 WRONG_KEYS = {

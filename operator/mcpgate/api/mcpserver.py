@@ -223,7 +223,7 @@ class ToolAnnotations(KubeModel):
     model_config = ConfigDict(extra="forbid")
 
     title: ShortString | None = None
-    """A human-readable title, also sent as the MCP Tool's top-level `title`."""
+    """A human-readable title; also the MCP Tool's top-level `title` when the tool sets none."""
     read_only_hint: bool | None = None
     """The tool does not change its environment (default: true for GET)."""
     destructive_hint: bool | None = None
@@ -241,6 +241,8 @@ class Tool(KubeModel):
         str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     ]
     """The tool name, unique in the server."""
+    title: ShortString | None = None
+    """An optional display name (the MCP Tool's `title`); else `annotations.title`."""
     description: _TEXT = ""
     """What the tool does, for the model choosing it."""
     data_source: DnsSubdomain

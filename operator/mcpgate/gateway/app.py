@@ -3,11 +3,14 @@
 Written against ASGI directly rather than a framework: the request path of a
 tool call is short and measured (DESIGN.md), and every HTTP rule of API.md's
 "The MCP endpoint", "Inbound authorization" and "Origins" is visible here in
-the order it applies: Host (loopback only under `mcpgate up`), Origin (403,
-before any auth), method (405), inbound auth (401, or a mode's 403), Accept (406),
-Content-Type (415), size (413), protocol version (400), then JSON-RPC. Each refusal up
-to the size check logs one line saying why.
-"""
+the order it applies. Before this app sees a request, the HTTP protocol
+(http_limits.py) has answered 431 to a head over 32 KiB or 100 fields. Then:
+a repeated Host or Origin (400), Host (loopback only under `mcpgate up`, 421),
+Origin (403, before any auth; loopback origins too under `up` on loopback), a
+repeated Content-Type or MCP-Protocol-Version (400), method (405), inbound auth (401, or a mode's
+403), Accept (406, `q=0` honoured), Content-Type (415), size (413), protocol
+version (400), then JSON-RPC. Each refusal up to the size check logs one line
+saying why."""
 
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from mcpgate.gateway.protocol import (
     INVALID_REQUEST,
     PARSE_ERROR,
     SUPPORTED_VERSIONS,
+    UNAUTHORIZED,
     UNSUPPORTED_VERSION,
     McpHandler,
     error_body,
@@ -42,11 +46,12 @@ Send = Callable[[Message], Awaitable[None]]
 
 log = logging.getLogger("mcpgate.gateway")
 
-_UNAUTHORIZED = -32001
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _CORS_ALLOW_HEADERS = (
-    b"Authorization, x-api-key, Content-Type, Mcp-Session-Id, MCP-Protocol-Version"
+    b"Authorization, x-api-key, Content-Type, Mcp-Session-Id, MCP-Protocol-Version,"
+    b" Mcp-Method, Mcp-Name, traceparent"
 )
+_CORS_EXPOSE_HEADERS = b"WWW-Authenticate, MCP-Protocol-Version, Mcp-Session-Id"
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 
 
@@ -69,13 +74,36 @@ def normalize_origin(origin: str) -> str | None:
 
 
 def _accepts_json(accept: bytes | None) -> bool:
+    """Whether `accept` lets the answer be application/json (RFC 9110 12.5.1): the most
+    specific range that matches decides, and `q=0` means "not acceptable"."""
     if accept is None:
         return True
+    best: tuple[int, float] | None = None  # (specificity, quality)
     for part in accept.split(b","):
-        media = part.split(b";", 1)[0].strip().lower()
-        if media in (b"application/json", b"application/*", b"*/*"):
-            return True
-    return False
+        media, *params = part.split(b";")
+        specificity = _JSON_RANGES.get(media.strip().lower())
+        if specificity is None:
+            continue
+        quality = _quality(params)
+        if best is None or specificity > best[0]:
+            best = (specificity, quality)
+        elif specificity == best[0]:
+            best = (specificity, max(best[1], quality))
+    return best is not None and best[1] > 0
+
+
+_JSON_RANGES = {b"application/json": 2, b"application/*": 1, b"*/*": 0}
+
+
+def _quality(params: list[bytes]) -> float:
+    for param in params:
+        name, _, value = param.partition(b"=")
+        if name.strip().lower() == b"q":
+            try:
+                return float(value.strip())
+            except ValueError:
+                return 1.0  # a malformed weight is ignored, as if absent
+    return 1.0
 
 
 class GatewayApp:
@@ -141,6 +169,8 @@ class GatewayApp:
             values = headers.get(name)
             return values[0] if values else None
 
+        if await _repeated(send, headers, (b"host", b"origin"), []):
+            return
         if self._loopback_only and not self._loopback_host(one(b"host")):
             _refused(421, "Host is not a loopback name")
             await _respond(
@@ -150,15 +180,21 @@ class GatewayApp:
         extra: list[tuple[bytes, bytes]] = []
         origin = one(b"origin")
         if origin is not None:
-            allowed = normalize_origin(origin.decode("latin-1"))
-            if allowed is None or allowed not in self._origins:
+            if not self._origin_allowed(origin.decode("latin-1")):
                 _refused(403, "Origin not allowed", origin=caller_text(origin.decode("latin-1")))
                 await _respond(send, 403, b"origin not allowed", b"text/plain")
                 return
-            extra = [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]
+            extra = [
+                (b"access-control-allow-origin", origin),
+                (b"access-control-expose-headers", _CORS_EXPOSE_HEADERS),
+                (b"vary", b"Origin"),
+            ]
             if scope["method"] == "OPTIONS":
                 await self._preflight(send, extra)
                 return
+        # Past the Origin check, so a browser may read this refusal too.
+        if await _repeated(send, headers, (b"content-type", b"mcp-protocol-version"), extra):
+            return
         method = scope["method"]
         if method != "POST":
             _refused(405, f"method {caller_text(method, 16)} (POST only)")
@@ -170,7 +206,7 @@ class GatewayApp:
             self.metrics.auth_failures.labels(decision.reason).inc()
             _refused(decision.status, decision.reason)
             refusal = "Unauthorized" if decision.status == 401 else "Forbidden"
-            body = error_body(None, _UNAUTHORIZED, f"{refusal}: {decision.reason}")
+            body = error_body(None, UNAUTHORIZED, f"{refusal}: {decision.reason}")
             challenge = (b"www-authenticate", decision.challenge)
             await _respond_json(send, decision.status, body, [challenge, *extra])
             return
@@ -231,6 +267,19 @@ class GatewayApp:
         else:
             await _respond_json(send, reply.status, reply.body, extra)
 
+    def _origin_allowed(self, origin: str) -> bool:
+        allowed = normalize_origin(origin)
+        if allowed is None:
+            return False
+        if allowed in self._origins:
+            return True
+        # Under `mcpgate up` on loopback a page served from this machine (the server's
+        # own origin among them) may call it; in a cluster only allowedOrigins may.
+        if not self._loopback_only:
+            return False
+        parts = urlsplit(allowed)
+        return parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS
+
     def _loopback_host(self, host: bytes | None) -> bool:
         if host is None:
             return False
@@ -277,6 +326,23 @@ async def read_body(receive: Receive, limit: int) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+async def _repeated(
+    send: Send,
+    headers: dict[bytes, list[bytes]],
+    names: tuple[bytes, ...],
+    extra: list[tuple[bytes, bytes]],
+) -> bool:
+    """Answer 400 if one of `names` came more than once: with two copies, one could be
+    checked and the other used."""
+    for name in names:
+        if len(headers.get(name, ())) > 1:
+            reason = f"more than one {name.decode()} header"
+            _refused(400, reason)
+            await _respond(send, 400, reason.encode(), b"text/plain", extra)
+            return True
+    return False
 
 
 def _refused(status: int, reason: str, **fields: str) -> None:

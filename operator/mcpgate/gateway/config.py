@@ -161,6 +161,7 @@ class RequestConfig(_Config):
 
 class ToolConfig(_Config):
     name: str
+    title: str | None = None  # the display name; None: annotations.title, if any
     description: str = ""
     data_source: str
     parameters: tuple[ParameterConfig, ...] = ()

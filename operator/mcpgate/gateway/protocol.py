@@ -27,6 +27,7 @@ __all__ = [
     "HANDSHAKE_VERSIONS",
     "MODERN_VERSION",
     "SUPPORTED_VERSIONS",
+    "UNAUTHORIZED",
     "McpHandler",
     "Reply",
     "error_body",
@@ -43,6 +44,10 @@ METHOD_NOT_FOUND: Final = -32601
 INVALID_PARAMS: Final = -32602
 INTERNAL_ERROR: Final = -32603
 UNSUPPORTED_VERSION: Final = -32022
+UNAUTHORIZED: Final = -32030
+"""The body code of a 401 or 403 answer. In the server-error range, and defined by neither
+official SDK (-32001 is their RequestTimeout; they use -32000, -32001, -32020..-32022 and
+-32042; the spec -32002)."""
 
 _MODERN_STATUS: Final = {
     PARSE_ERROR: 400,
@@ -121,6 +126,11 @@ class McpHandler:
         if method == "tools/call":
             return await self._call(version, request_id, params, accepted)
         if method == "tools/list":
+            if params.get("cursor") is not None:
+                # The gateway lists every tool at once and issues no cursor.
+                return self._error(
+                    version, request_id, INVALID_PARAMS, "invalid cursor: this server issues none"
+                )
             result: dict[str, Any] = {"tools": self._runner.list_tools()}
             if version == MODERN_VERSION:
                 result.update(ttlMs=0, cacheScope="private")
@@ -156,9 +166,14 @@ class McpHandler:
         self, version: str, request_id: Any, params: dict[str, Any], accepted: Accepted
     ) -> Reply:
         name = params.get("name")
+        arguments = params.get("arguments")
+        if arguments is not None and not isinstance(arguments, dict):
+            return self._error(
+                version, request_id, INVALID_PARAMS, "params.arguments must be an object"
+            )
         try:
             result = await self._runner.call(
-                name, params.get("arguments"), request_id=request_id, accepted=accepted
+                name, arguments, request_id=request_id, accepted=accepted
             )
         except UnknownToolError:
             if not isinstance(name, str):

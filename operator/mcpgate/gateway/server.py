@@ -24,6 +24,7 @@ from mcpgate.gateway import signals
 from mcpgate.gateway.app import GatewayApp
 from mcpgate.gateway.config import GatewayConfig
 from mcpgate.gateway.credentials import CredentialStore
+from mcpgate.gateway.http_limits import BoundedHttpToolsProtocol
 from mcpgate.gateway.observability import Metrics, configure_logging
 
 __all__ = [
@@ -171,6 +172,8 @@ def serve_app(
             app,
             host=host,
             port=port,
+            http=BoundedHttpToolsProtocol,  # 431 for oversized heads (http_limits.py)
+            ws="none",  # no WebSocket upgrades: /mcp is plain HTTP
             lifespan="on",
             log_config=None,
             access_log=False,

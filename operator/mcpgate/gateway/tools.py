@@ -67,10 +67,10 @@ class _Tool:
 
 
 def _listed(tool: ToolConfig, input_schema: dict[str, Any]) -> dict[str, Any]:
-    """A tool as `tools/list` shows it; its title (`annotations.title`) also at the top
-    level, where clients look first (MCP 2025-06-18 and later)."""
+    """A tool as `tools/list` shows it; its title (its own, else `annotations.title`) at
+    the top level, where clients look first (MCP 2025-06-18 and later)."""
     listed: dict[str, Any] = {"name": tool.name}
-    title = tool.annotations.get("title")
+    title = tool.title or tool.annotations.get("title")
     if isinstance(title, str) and title:
         listed["title"] = title
     listed.update(

@@ -180,14 +180,17 @@ def _tool(tool: Tool) -> dict[str, Any]:
     }
     if request.body is not None:
         wire["body"] = request.body
-    return {
-        "name": tool.name,
-        "description": tool.description,
-        "data_source": tool.data_source,
-        "parameters": parameters,
-        "request": wire,
-        "annotations": tool_annotations(tool),
-    }
+    rendered: dict[str, Any] = {"name": tool.name}
+    if tool.title is not None:
+        rendered["title"] = tool.title
+    rendered.update(
+        description=tool.description,
+        data_source=tool.data_source,
+        parameters=parameters,
+        request=wire,
+        annotations=tool_annotations(tool),
+    )
+    return rendered
 
 
 def _tool_line(tool: Tool) -> str:

@@ -181,3 +181,27 @@ def test_size_limits_are_gateway_settings() -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+async def test_up_bounds_request_heads_and_allows_its_own_loopback_origin(
+    quickstart: tuple[subprocess.Popen[bytes], str],
+) -> None:
+    """`mcpgate up` runs the same HTTP protocol as a pod (431 for heads over 100 fields),
+    and the page of a local inspector, or the server's own origin, is not refused."""
+    _, base = quickstart
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    json_headers = {"content-type": "application/json", "accept": "application/json"}
+    async with httpx.AsyncClient(timeout=10) as http:
+        many = {f"x-f{n}": "v" for n in range(100)}
+        refused = await http.post(f"{base}/mcp", json=ping, headers={**json_headers, **many})
+        assert refused.status_code == 431
+        for origin in (base, "http://localhost:5173", "http://[::1]:6274"):
+            reply = await http.post(
+                f"{base}/mcp", json=ping, headers={**json_headers, "origin": origin}
+            )
+            assert reply.status_code == 200, origin
+            assert reply.headers["access-control-allow-origin"] == origin
+        foreign = await http.post(
+            f"{base}/mcp", json=ping, headers={**json_headers, "origin": "https://evil.example"}
+        )
+        assert foreign.status_code == 403

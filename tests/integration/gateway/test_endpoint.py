@@ -3,6 +3,8 @@ real socket, and the official MCP client in both of its modes."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -272,3 +274,241 @@ async def test_loopback_only_refuses_other_hosts(tmp_path: Any, http: httpx.Asyn
 async def test_health_endpoints(gateway: RunningGateway, http: httpx.AsyncClient) -> None:
     assert (await http.get(f"{gateway.base}/healthz")).status_code == 200
     assert (await http.get(f"{gateway.base}/readyz")).status_code == 200
+
+
+async def _raw_post(base: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
+    """A POST with exactly these header lines (HTTP clients refuse to send two Hosts)."""
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        lines = "".join(f"{name}: {value}\r\n" for name, value in headers)
+        head = (
+            f"POST /mcp HTTP/1.1\r\n{lines}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        writer.write(head.encode() + body)
+        async with asyncio.timeout(10):
+            return await reader.read()
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("name", ["Host", "Origin", "Content-Type", "MCP-Protocol-Version"])
+async def test_a_repeated_single_header_gets_400_before_auth(tmp_path: Any, name: str) -> None:
+    """Only the first copy used to be checked: a second Host or Origin slipped past."""
+    values = {
+        "Host": "127.0.0.1",
+        "Origin": "https://console.example.com",
+        "Content-Type": "application/json",
+        "MCP-Protocol-Version": "2025-11-25",
+    }
+    config = _config(tmp_path, authorization=InboundConfig(type="ApiKey", api_keys_dir="keys"))
+    body = json.dumps(_rpc("ping")).encode()
+    async with running_gateway(config) as gw:
+        headers = [(k, v) for k, v in values.items() if k != name]
+        twice = await _raw_post(
+            gw.base, [*headers, (name, values[name]), (name, values[name])], body
+        )
+        assert twice.startswith(b"HTTP/1.1 400"), twice[:100]
+        assert twice.endswith(f"more than one {name.lower()} header".encode())
+        past_origin = name in ("Content-Type", "MCP-Protocol-Version")
+        assert (b"access-control-expose-headers" in twice.lower()) is past_origin
+        once = await _raw_post(gw.base, [*headers, (name, values[name])], body)
+        assert once.startswith(b"HTTP/1.1 401"), once[:100]  # one copy reaches auth
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [
+        "application/json;q=0",
+        "application/json; q=0.0",
+        "Application/JSON ;Q=0.000",
+        "text/event-stream, application/json;q=0",
+        "*/*;q=0",
+        "application/json;q=0, */*",  # the most specific range decides
+        "application/*;q=0, */*;q=1",
+    ],
+)
+async def test_accept_with_q_0_for_json_gets_406(
+    gateway: RunningGateway, http: httpx.AsyncClient, accept: str
+) -> None:
+    reply = await http.post(
+        gateway.url,
+        json=_rpc("ping"),
+        headers={"content-type": "application/json", "accept": accept},
+    )
+    assert reply.status_code == 406, accept
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [
+        "application/json;q=0.001",
+        "application/json;q=0.5, text/event-stream",
+        "*/*;q=0.1",
+        "application/json;q=0, application/json;q=1",
+        "text/html;q=0, */*",
+        "application/json;q=bogus",
+    ],
+)
+async def test_accept_with_q_above_0_for_json_is_served(
+    gateway: RunningGateway, http: httpx.AsyncClient, accept: str
+) -> None:
+    reply = await http.post(
+        gateway.url,
+        json=_rpc("ping"),
+        headers={"content-type": "application/json", "accept": accept},
+    )
+    assert reply.status_code == 200, accept
+
+
+EXPOSED = {"www-authenticate", "mcp-protocol-version", "mcp-session-id"}
+
+
+def _exposed(reply: httpx.Response) -> set[str]:
+    value = reply.headers.get("access-control-expose-headers", "")
+    return {h.strip().lower() for h in value.split(",") if h.strip()}
+
+
+async def test_every_answer_to_an_allowed_origin_exposes_the_mcp_headers(
+    tmp_path: Any, http: httpx.AsyncClient
+) -> None:
+    config = _config(tmp_path, authorization=InboundConfig(type="ApiKey", api_keys_dir="keys"))
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "k").write_text("a-key-long-enough-to-count")
+    origin = {"origin": "https://console.example.com"}
+    key = {"x-api-key": "a-key-long-enough-to-count"}
+    async with running_gateway(config) as gw:
+        answers = {
+            "401": await http.post(gw.url, headers={**JSON, **origin}, json=_rpc("ping")),
+            "200": await http.post(gw.url, headers={**JSON, **origin, **key}, json=_rpc("ping")),
+            "405": await http.get(gw.url, headers={**origin, **key}),
+            "406": await http.post(
+                gw.url,
+                headers={**JSON, **origin, **key, "accept": "text/html"},
+                json=_rpc("ping"),
+            ),
+            "415": await http.post(
+                gw.url,
+                headers={**JSON, **origin, **key, "content-type": "text/plain"},
+                content=b"{}",
+            ),
+            "404": await http.post(
+                gw.url,
+                headers={**JSON, **origin, **key, "mcp-protocol-version": "2026-07-28"},
+                json=_rpc("no/such"),
+            ),
+            "204": await http.options(gw.url, headers=origin),
+        }
+        for status, reply in answers.items():
+            assert str(reply.status_code) == status, (status, reply.text)
+            assert _exposed(reply) == EXPOSED, status
+            assert reply.headers["access-control-allow-origin"] == origin["origin"]
+        assert answers["401"].json()["error"]["code"] == -32030
+        foreign = await http.post(
+            gw.url, headers={**JSON, "origin": "https://evil.example.com"}, json=_rpc("ping")
+        )
+        assert foreign.status_code == 403
+        assert "access-control-expose-headers" not in foreign.headers
+
+
+async def test_cors_preflight_allows_the_2026_headers(
+    gateway: RunningGateway, http: httpx.AsyncClient
+) -> None:
+    reply = await http.options(
+        gateway.url,
+        headers={"origin": "https://console.example.com", "access-control-request-method": "POST"},
+    )
+    allowed = {h.strip().lower() for h in reply.headers["access-control-allow-headers"].split(",")}
+    assert allowed == {
+        "authorization",
+        "x-api-key",
+        "content-type",
+        "mcp-session-id",
+        "mcp-protocol-version",
+        "mcp-method",
+        "mcp-name",
+        "traceparent",
+    }
+
+
+LOOPBACK_ORIGINS = [
+    "http://127.0.0.1:5173",
+    "http://localhost:8080",
+    "http://[::1]:3000",
+    "http://LOCALHOST",
+]
+NOT_LOOPBACK = [
+    "https://127.0.0.1:5173",  # the loopback rule is for plain http pages on this machine
+    "http://127.0.0.1.evil.example",
+    "http://localhost.evil.example:80",
+    "http://127.0.0.2:80",
+    "null",
+]
+
+
+async def test_loopback_origins_are_allowed_under_up_on_loopback(
+    tmp_path: Any, http: httpx.AsyncClient
+) -> None:
+    """The conformance suite sends the server's own loopback Origin: it got 403."""
+    async with running_gateway(_config(tmp_path), loopback_only=True) as gw:
+        for origin in [*LOOPBACK_ORIGINS, gw.base, "https://console.example.com"]:
+            reply = await http.post(gw.url, headers={**JSON, "origin": origin}, json=_rpc("ping"))
+            assert reply.status_code == 200, origin
+            assert reply.headers["access-control-allow-origin"] == origin
+        for origin in NOT_LOOPBACK:
+            reply = await http.post(gw.url, headers={**JSON, "origin": origin}, json=_rpc("ping"))
+            assert reply.status_code == 403, origin
+
+
+async def test_loopback_origins_are_not_allowed_in_a_cluster(
+    gateway: RunningGateway, http: httpx.AsyncClient
+) -> None:
+    for origin in [*LOOPBACK_ORIGINS, gateway.base]:
+        reply = await http.post(gateway.url, headers={**JSON, "origin": origin}, json=_rpc("ping"))
+        assert reply.status_code == 403, origin
+
+
+@pytest.mark.parametrize("version", ["2026-07-28", "2025-11-25"])
+@pytest.mark.parametrize("arguments", [[], "x", 3, True, [{"id": "1"}]])
+async def test_non_object_arguments_get_invalid_params(
+    gateway: RunningGateway, http: httpx.AsyncClient, version: str, arguments: Any
+) -> None:
+    reply = await http.post(
+        gateway.url,
+        headers={**JSON, "mcp-protocol-version": version},
+        json=_rpc("tools/call", {"name": "get_invoice", "arguments": arguments}),
+    )
+    assert reply.status_code == (400 if version == "2026-07-28" else 200)
+    error = reply.json()["error"]
+    assert error["code"] == -32602
+    assert "arguments" in error["message"]
+
+
+async def test_bad_arguments_inside_an_object_stay_a_tool_error(
+    gateway: RunningGateway, http: httpx.AsyncClient
+) -> None:
+    for arguments in ({}, {"id": 3}, {"id": "1", "other": 1}):
+        reply = await http.post(
+            gateway.url,
+            headers=JSON,
+            json=_rpc("tools/call", {"name": "get_invoice", "arguments": arguments}),
+        )
+        assert reply.status_code == 200
+        assert reply.json()["result"]["isError"] is True, arguments
+
+
+@pytest.mark.parametrize("cursor", ["", "abc", "eyJwYWdlIjoyfQ==", 0, 1, [], {}, True])
+async def test_any_cursor_in_tools_list_gets_invalid_params(
+    gateway: RunningGateway, http: httpx.AsyncClient, cursor: Any
+) -> None:
+    """The gateway lists every tool at once and issues no cursor, so none is valid."""
+    reply = await http.post(gateway.url, headers=JSON, json=_rpc("tools/list", {"cursor": cursor}))
+    assert reply.json()["error"]["code"] == -32602
+
+
+async def test_tools_list_without_a_cursor_is_served(
+    gateway: RunningGateway, http: httpx.AsyncClient
+) -> None:
+    for params in (None, {}, {"cursor": None}):
+        reply = await http.post(gateway.url, headers=JSON, json=_rpc("tools/list", params))
+        assert [t["name"] for t in reply.json()["result"]["tools"]] == ["get_invoice"]

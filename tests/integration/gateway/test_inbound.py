@@ -123,7 +123,7 @@ async def test_bad_keys_get_401_and_nothing_reaches_upstream(
     assert reply.headers["www-authenticate"] == 'ApiKey realm="billing-mcp"'
     body = reply.json()
     assert body["id"] is None
-    assert body["error"]["code"] == -32001
+    assert body["error"]["code"] == -32030
     assert upstream.requests == []
 
 
@@ -168,7 +168,7 @@ async def test_official_client_without_a_key_is_refused(keyed: RunningGateway) -
             found.extend(item.exceptions)
         else:
             flat.append(item)
-    assert any(isinstance(e, MCPError) and e.error.code == -32001 for e in flat)
+    assert any(isinstance(e, MCPError) and e.error.code == -32030 for e in flat)
 
 
 async def test_passthrough_needs_authorization(

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from mcpgate.api import HttpApiDataSource, McpServer
 from mcpgate.api.crd import KINDS, crd
@@ -52,7 +53,6 @@ PENDING = {
     ".spec.authorization.oauth2": "#18 inbound OAuth2",
     ".spec.publicUrl": "#18 inbound OAuth2 (RFC 9728 resource URL)",
     ".spec.toolAccess": "#18 tool access",
-    ".spec.tools[].title": "#15 MCP tool titles",
     ".spec.openAPI": "#17 OpenAPI documents",
     ".status.openAPI": "#17 OpenAPI documents",
 }
@@ -161,3 +161,16 @@ def test_given_annotations_override_the_defaults() -> None:
         "openWorldHint": True,
         "title": "T",
     }
+
+
+def test_a_tool_title_is_optional_and_bounded() -> None:
+    def server(title: object) -> McpServer:
+        tool: dict[str, object] = {"name": "t", "dataSource": "d", "request": {"path": "/x"}}
+        if title is not None:
+            tool["title"] = title
+        return McpServer.model_validate({"metadata": {"name": "s"}, "spec": {"tools": [tool]}})
+
+    assert server(None).spec.tools[0].title is None
+    assert server("Get an invoice").spec.tools[0].title == "Get an invoice"
+    with pytest.raises(ValidationError, match="title"):
+        server("x" * 254)

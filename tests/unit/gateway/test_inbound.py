@@ -226,4 +226,4 @@ async def test_a_mode_answers_with_its_own_status_and_challenge(tmp_path: Path) 
             assert reply.headers.get("www-authenticate") == challenge
             if status != 200:
                 assert reply.json()["id"] is None
-                assert reply.json()["error"]["code"] == -32001
+                assert reply.json()["error"]["code"] == -32030
