@@ -702,12 +702,14 @@ async def _flood(port: int, first: bytes, line: bytes, total: int, answers: list
         answers.append(answer)
 
 
+@pytest.mark.parametrize("which", ["mcp", "metrics"])
 async def test_megabytes_of_headers_get_431_and_memory_stays_bounded(
-    env: Env, http: httpx.AsyncClient
+    env: Env, http: httpx.AsyncClient, which: str
 ) -> None:
     """The attack of issue #15: one socket sending 8 MB of header lines grew the gateway
     by 184 MiB. Now each head is cut at 32 KiB, whatever its shape: many lines, one
-    endless header value, an endless target."""
+    endless header value, an endless target; on the metrics port as on the MCP port."""
+    port = env.gateway.port if which == "mcp" else env.gateway.metrics_port
     rss_before = env.gateway.rss_kib()
     total = scale(8, 64) * 1024 * 1024
     start = b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -721,7 +723,7 @@ async def test_megabytes_of_headers_get_431_and_memory_stays_bounded(
     peak = rss_before
     for _ in range(rounds):
         tasks = [
-            asyncio.create_task(_flood(env.gateway.port, first, line, total, answers))
+            asyncio.create_task(_flood(port, first, line, total, answers))
             for first, line in shapes
         ]
         while not all(t.done() for t in tasks):
@@ -730,7 +732,7 @@ async def test_megabytes_of_headers_get_431_and_memory_stays_bounded(
         await asyncio.gather(*tasks)
     growth_mib = (peak - rss_before) / 1024
     figures(
-        "oversized request heads",
+        f"oversized request heads ({which} port)",
         {
             "connections": rounds * len(shapes),
             "MiB sent per connection (at most)": total // (1024 * 1024),

@@ -1,5 +1,8 @@
 """Running the gateway: the MCP app under uvicorn, metrics on a port of their own.
 
+Both ports are served by the same uvicorn server and so by the same bounded HTTP
+protocol (http_limits.py): the metrics port is no easier to exhaust than `/mcp`.
+
 uvicorn handles SIGTERM as Kubernetes needs: it stops accepting connections,
 lets requests in flight finish (up to the grace period), then runs the app's
 lifespan shutdown, which closes the outbound pools.
@@ -15,10 +18,10 @@ import signal
 import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from typing import Literal
+from typing import Any, Literal
 
 import uvicorn
-from prometheus_client import start_http_server
+from prometheus_client import make_asgi_app
 
 from mcpgate.gateway import signals
 from mcpgate.gateway.app import GatewayApp
@@ -38,6 +41,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("mcpgate.gateway")
+
+ASGIApp = Callable[..., Awaitable[None]]
 
 GRACEFUL_SHUTDOWN_SECONDS = 25  # below Kubernetes' default 30 s termination grace period
 
@@ -101,8 +106,8 @@ class PortUnavailable(Exception):
         self.reason = reason
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """A listening TCP socket; PortUnavailable (role `mcp`) if it cannot be had."""
+def listen(host: str, port: int, role: Literal["mcp", "metrics"] = "mcp") -> socket.socket:
+    """A listening TCP socket; PortUnavailable (for `role`) if it cannot be had."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -111,8 +116,23 @@ def listen(host: str, port: int) -> socket.socket:
         sock.listen(2048)
     except OSError as err:
         sock.close()
-        raise PortUnavailable(port, "mcp", err.strerror or str(err)) from None
+        raise PortUnavailable(port, role, err.strerror or str(err)) from None
     return sock
+
+
+def _by_port(app: ASGIApp, metrics: Metrics, metrics_port: int) -> ASGIApp:
+    """One ASGI app for both sockets: requests that arrived on the metrics port get the
+    Prometheus exposition, every other request (and the lifespan) goes to `app`."""
+    exposition: ASGIApp = make_asgi_app(registry=metrics.registry)
+
+    async def route(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        server = scope.get("server")
+        if scope["type"] == "http" and server is not None and server[1] == metrics_port:
+            await exposition(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return route
 
 
 def serve(
@@ -167,9 +187,15 @@ def serve_app(
     if signals.take():  # stopped before it started: nothing to serve or say
         return
     configure_logging(log_level, known_secrets, audit=audit_log)
+    sock = listen(host, port)
+    try:
+        metrics_sock = listen(host, metrics_port, "metrics")
+    except PortUnavailable:
+        sock.close()
+        raise
     server = StoppableServer(
         uvicorn.Config(
-            app,
+            _by_port(app, metrics, metrics_sock.getsockname()[1]),
             host=host,
             port=port,
             http=BoundedHttpToolsProtocol,  # 431 for oversized heads (http_limits.py)
@@ -184,16 +210,10 @@ def serve_app(
         )
     )
     server.take_signals()
-    sock = listen(host, port)
-    try:
-        start_http_server(metrics_port, addr=host, registry=metrics.registry)
-    except OSError as err:
-        sock.close()
-        raise PortUnavailable(metrics_port, "metrics", err.strerror or str(err)) from None
     on_listening()
     # Everything built so far (modules, models, the compiled tools) lives as long as the
     # process: keep it out of the cyclic collector's full passes, which would otherwise
     # walk it again and again under load.
     gc.collect()
     gc.freeze()
-    server.run(sockets=[sock])
+    server.run(sockets=[sock, metrics_sock])
