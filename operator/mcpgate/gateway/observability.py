@@ -25,6 +25,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from mcpgate.gateway.redaction import redaction_of
+
 __all__ = [
     "AUDIT_LOGGER",
     "Metrics",
@@ -66,10 +68,9 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
 
 
 def _remove_known(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every given secret value masked (values under 4 characters are none)."""
-    for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
-        text = text.replace(secret, "[REDACTED]")
-    return text
+    """`text` with every given secret value masked, in every form (redaction.py; values
+    under 4 characters are none)."""
+    return redaction_of(tuple(secrets))(text)
 
 
 class Redactor(logging.Filter):

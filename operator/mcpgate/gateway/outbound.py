@@ -97,6 +97,11 @@ class DataSourceClient:
             self._ssl_cache = (ca, context)
         return self._ssl_cache[1]
 
+    def known_values(self) -> list[str]:
+        """Credential values of this data source's auth that live outside the credential
+        files and the token cache (for the redactor)."""
+        return [] if self._auth is None else self._auth.known_values()
+
     async def aclose(self) -> None:
         await self._pool.aclose()
 

@@ -12,11 +12,9 @@ import base64
 import logging
 import ssl
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import quote, quote_plus
 
 import httpx
 import orjson
@@ -30,12 +28,13 @@ from mcpgate.gateway.errors import GatewayError, ToolInputError, UnknownToolErro
 from mcpgate.gateway.inbound import Accepted
 from mcpgate.gateway.observability import Metrics, caller_text, redact_text
 from mcpgate.gateway.outbound import DataSourceClient, UpstreamResponse
+from mcpgate.gateway.redaction import Redaction, redaction_of
 from mcpgate.gateway.templates import CompiledTool
 from mcpgate.gateway.transport import NoCookies
 
-__all__ = ["EXCERPT_BYTES", "ToolRunner"]
+__all__ = ["EXCERPT_CHARS", "ToolRunner"]
 
-EXCERPT_BYTES = 2048
+EXCERPT_CHARS = 2048  # of the downstream body, in a tool error
 log = logging.getLogger("mcpgate.gateway.tools")
 
 
@@ -132,20 +131,24 @@ class ToolRunner:
         echoes a request back must not get them shown. The redactor asks on every log
         line, an audit line per call among them: the forms are worked out again only when
         the values changed."""
-        values = (*self._credentials.known_values(), *self.tokens.known_values())
+        values = (
+            *self._credentials.known_values(),
+            *self.tokens.known_values(),
+            *(value for client in self.clients.values() for value in client.known_values()),
+        )
         if values == self._secrets[0]:
             return self._secrets[1]
-        found = set(values)
-        for value in values:
-            found.update((quote(value, safe=""), quote_plus(value)))
+        found = set(values)  # their encoded forms are redaction.py's to find
         for basic in self._basic:
             try:
                 user = basic.username or self._credentials.read(basic.username_file or "")
                 password = self._credentials.read(basic.password_file)
             except GatewayError:
                 continue
-            found.add(base64.b64encode(f"{user}:{password}".encode()).decode())
-        self._secrets = (values, list(found))
+            pair = f"{user}:{password}".encode()
+            for encoded in (base64.b64encode(pair), base64.urlsafe_b64encode(pair)):
+                found.update((encoded.decode(), encoded.rstrip(b"=").decode()))
+        self._secrets = (values, sorted(found))
         return self._secrets[1]
 
     def list_tools(self) -> list[dict[str, Any]]:
@@ -228,15 +231,24 @@ class ToolRunner:
         head = f"data source {source} answered {response.status} {phrase}".rstrip()
         if 300 <= response.status < 400:
             head += " (redirects are not followed)"
-        excerpt = response.body[:EXCERPT_BYTES].decode("utf-8", errors="replace").strip()
+        # The whole body is redacted before it is cut (redaction.py): wherever the cut
+        # falls, no piece of a value survives it.
+        body = response.body.decode("utf-8", errors="replace")
+        excerpt = self._redaction(forward).excerpt(body, EXCERPT_CHARS).strip()
         text = f"{head}: {excerpt}" if excerpt else head
         return self._redact(text, forward)
 
-    def _redact(self, text: str, forward: str | None) -> str:
-        secrets: Iterable[str] = self.known_secrets()
+    def _secrets_of_call(self, forward: str | None) -> tuple[str, ...]:
+        secrets = self.known_secrets()
         if forward:
-            secrets = [*secrets, forward, *forward.split()[1:]]
-        return redact_text(text, secrets)
+            return (*secrets, forward, *forward.split()[1:])
+        return tuple(secrets)
+
+    def _redaction(self, forward: str | None) -> Redaction:
+        return redaction_of(self._secrets_of_call(forward))
+
+    def _redact(self, text: str, forward: str | None) -> str:
+        return redact_text(text, self._secrets_of_call(forward))
 
 
 # The metric's outcome labels -> the audit line's outcomes.

@@ -86,6 +86,11 @@ class OutboundAuth(httpx.Auth):
     async def unauthorized(self, request: Outgoing) -> bool:
         return False
 
+    def known_values(self) -> list[str]:
+        """Credential values this method learned outside the credential files and the
+        token cache (the default AWS chain's keys): the redactor removes them too."""
+        return []
+
     def sync_auth_flow(
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:

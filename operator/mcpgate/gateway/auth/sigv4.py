@@ -140,6 +140,7 @@ class AwsSigV4Auth(OutboundAuth):
         self._chain_keys_seen: tuple[int, _Keys] | None = None  # (second, keys then)
         self._chain_checked_at: float | None = None
         self._chain_lock = threading.Lock()
+        self._chain_values: tuple[str, ...] = ()  # the chain's keys last used
         cap_logger("botocore")  # it logs what the default chain resolves at DEBUG
 
     def __repr__(self) -> str:
@@ -151,12 +152,22 @@ class AwsSigV4Auth(OutboundAuth):
 
     def apply_now(self, request: Outgoing) -> None:
         # A synchronous client: the default chain's first lookup blocks here.
-        keys = self._file_keys() if self._from_files else _frozen(self._resolve_chain())
+        keys = self._file_keys() if self._from_files else self._seen(_frozen(self._resolve_chain()))
         self._sign(request, keys)
 
     async def apply(self, request: Outgoing) -> None:
-        keys = self._file_keys() if self._from_files else await self._chain_keys()
+        keys = self._file_keys() if self._from_files else self._seen(await self._chain_keys())
         self._sign(request, keys)
+
+    def known_values(self) -> list[str]:
+        return list(self._chain_values)
+
+    def _seen(self, keys: _Keys) -> _Keys:
+        """Keys of the default chain, remembered for the redactor (they are in no file)."""
+        values = tuple(v for v in (keys.secret_key, keys.token, keys.access_key) if v)
+        if values != self._chain_values:
+            self._chain_values = values
+        return keys
 
     async def _chain_keys(self) -> _Keys:
         # Looked up at most once a second: a refreshable chain (IRSA, pod identity, instance
