@@ -156,6 +156,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             {s.metadata.name: s for s in sources},
             credentials_dir=str(creds),
             limits=LimitsConfig(max_response_bytes=CAP),
+            allow_loopback_destinations=True,
         )
         gateway = GatewayProcess(config, folder / "gateway").start()
         try:

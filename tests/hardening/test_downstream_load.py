@@ -89,6 +89,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             sources,
             credentials_dir=str(creds),
             limits=LimitsConfig(max_response_bytes=64 * 1024),
+            allow_loopback_destinations=True,
         )
         gateway = GatewayProcess(config, Path(folder / "gateway"), log_level="info").start()
         try:

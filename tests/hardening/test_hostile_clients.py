@@ -75,7 +75,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
                 "spec": {"allowedOrigins": [ALLOWED_ORIGIN], "tools": tools},
             }
         )
-        config = gateway_config(server, {"api": source}, credentials_dir=str(folder))
+        config = gateway_config(
+            server, {"api": source}, credentials_dir=str(folder), allow_loopback_destinations=True
+        )
         gateway = GatewayProcess(config, folder / "gateway", log_level="info").start()
         try:
             yield Env(gateway, upstream)
@@ -723,8 +725,7 @@ async def test_megabytes_of_headers_get_431_and_memory_stays_bounded(
     peak = rss_before
     for _ in range(rounds):
         tasks = [
-            asyncio.create_task(_flood(port, first, line, total, answers))
-            for first, line in shapes
+            asyncio.create_task(_flood(port, first, line, total, answers)) for first, line in shapes
         ]
         while not all(t.done() for t in tasks):
             peak = max(peak, env.gateway.rss_kib())

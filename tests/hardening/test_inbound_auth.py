@@ -67,7 +67,12 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
                     },
                 }
             )
-            return gateway_config(server, {"api": source}, credentials_dir=str(folder))
+            return gateway_config(
+                server,
+                {"api": source},
+                credentials_dir=str(folder),
+                allow_loopback_destinations=True,
+            )
 
         with gateway_in_thread(config("ApiKey")) as keyed:
             with gateway_in_thread(config("BearerPassthrough")) as passthrough:

@@ -123,7 +123,10 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             {"metadata": {"name": "props"}, "spec": {"tools": tools}}
         )
         config = gateway_config(
-            server_model, {"api": source}, credentials_dir=str(tmp_path_factory.mktemp("props"))
+            server_model,
+            {"api": source},
+            credentials_dir=str(tmp_path_factory.mktemp("props")),
+            allow_loopback_destinations=True,
         )
         with gateway_in_thread(config) as gateway, httpx.Client(timeout=30) as http:
             yield Env(gateway, server, http)

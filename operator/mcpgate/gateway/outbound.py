@@ -23,6 +23,7 @@ from mcpgate.gateway.auth import Outgoing, TokenCache, build_auth
 from mcpgate.gateway.auth.base import header_text
 from mcpgate.gateway.config import DataSourceConfig
 from mcpgate.gateway.credentials import CredentialStore
+from mcpgate.gateway.destinations import DestinationNotAllowed, Destinations
 from mcpgate.gateway.errors import GatewayError, SendError, UpstreamError
 from mcpgate.gateway.templates import PreparedRequest
 from mcpgate.gateway.transport import Pool, send_error
@@ -72,6 +73,7 @@ class DataSourceClient:
         token_client: httpx.AsyncClient,
         *,
         max_response_bytes: int,
+        destinations: Destinations,
     ) -> None:
         self.name = config.name
         self.config = config
@@ -83,6 +85,7 @@ class DataSourceClient:
             ssl_context=self._ssl_context,
             limit=_POOL_LIMIT,
             timeout_seconds=config.timeout_seconds,
+            destinations=destinations,
         )
 
     def _ssl_context(self) -> ssl.SSLContext | bool:
@@ -135,7 +138,8 @@ class DataSourceClient:
                 answer = await self._once(prepared, authorization)
             except SendError as err:
                 cause = str(err)
-                if not retry or attempt >= _MAX_ATTEMPTS or err.read_timeout:
+                final = err.read_timeout or isinstance(err, DestinationNotAllowed)
+                if not retry or attempt >= _MAX_ATTEMPTS or final:
                     tries = f" after {attempt} attempts" if attempt > 1 else ""
                     raise UpstreamError(f"{cause}{tries}") from None
             else:

@@ -24,6 +24,7 @@ from mcpgate.gateway.audit import AuditLog, Outcome
 from mcpgate.gateway.auth import TokenCache
 from mcpgate.gateway.config import GatewayConfig, ToolConfig
 from mcpgate.gateway.credentials import CredentialStore
+from mcpgate.gateway.destinations import Destinations
 from mcpgate.gateway.errors import GatewayError, ToolInputError, UnknownToolError, UpstreamError
 from mcpgate.gateway.inbound import Accepted
 from mcpgate.gateway.observability import Metrics, caller_text, redact_text
@@ -92,12 +93,14 @@ class ToolRunner:
         self._basic = [
             s.auth.basic for s in config.data_sources.values() if s.auth.basic is not None
         ]
-        # Token endpoints are trusted as data sources are: by the system's CA store.
+        destinations = Destinations(allow_loopback=bool(config.allow_loopback_destinations))
+        # Token endpoints are trusted as data sources are: by the system's CA store, and
+        # under the same destination rule.
         self.token_client = httpx.AsyncClient(
             follow_redirects=False,
             cookies=NoCookies(),
             timeout=30.0,
-            verify=ssl.create_default_context(),
+            transport=destinations.httpx_transport(verify=ssl.create_default_context()),
         )
         self.tokens = TokenCache(on_fetch=self._count_token_request)
         self.clients: dict[str, DataSourceClient] = {
@@ -107,6 +110,7 @@ class ToolRunner:
                 self.tokens,
                 self.token_client,
                 max_response_bytes=config.limits.max_response_bytes,
+                destinations=destinations,
             )
             for name, source in config.data_sources.items()
         }

@@ -26,6 +26,7 @@ import aiohttp
 from yarl import URL
 
 from mcpgate.gateway.auth.base import Outgoing
+from mcpgate.gateway.destinations import Destinations, refusal
 from mcpgate.gateway.errors import SendError
 
 __all__ = ["NoCookies", "Pool", "send_error"]
@@ -43,6 +44,9 @@ class NoCookies(CookieJar):
 
 def send_error(err: BaseException) -> SendError:
     """aiohttp's exceptions as one the rest of the gateway understands."""
+    refused = refusal(err)
+    if refused is not None:
+        return refused
     if isinstance(err, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
         return SendError(f"TLS handshake failed: {err.__class__.__name__}")
     if isinstance(err, aiohttp.ClientConnectorDNSError):
@@ -69,8 +73,10 @@ class Pool:
         ssl_context: Callable[[], ssl.SSLContext | bool],
         limit: int,
         timeout_seconds: float,
+        destinations: Destinations,
     ) -> None:
         self._ssl_context = ssl_context
+        self._destinations = destinations
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
         self._ssl: ssl.SSLContext | bool | None = None
@@ -89,7 +95,12 @@ class Pool:
             self._ssl = wanted
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
-                    limit=self._limit, ssl=wanted, enable_cleanup_closed=True
+                    limit=self._limit,
+                    ssl=wanted,
+                    enable_cleanup_closed=True,
+                    # the destination rule, on every address a connection would use
+                    resolver=self._destinations.resolver(),
+                    socket_factory=self._destinations.socket_factory,
                 ),
                 cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=False,

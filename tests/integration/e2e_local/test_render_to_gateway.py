@@ -14,6 +14,7 @@ import yaml
 
 from mcpgate.offline import render_files
 from mcpgate.render.objects import API_KEYS_DIR
+from mcpgate.render.settings import RenderSettings
 
 from support.gateway import free_port, mcp_session
 from support.poll import wait_for
@@ -102,7 +103,8 @@ async def test_rendered_config_runs_in_the_real_gateway(
     manifests = tmp_path / "manifests"
     manifests.mkdir()
     _manifests(manifests, upstream.url)
-    result = render_files([manifests])
+    # The upstream lives on loopback, which a cluster's gateway may reach only so.
+    result = render_files([manifests], settings=RenderSettings(allow_loopback_destinations=True))
     assert result.all_ready
     secrets = {
         "api-creds": {"token": TOKEN + "\n", "unused": "never-mounted"},

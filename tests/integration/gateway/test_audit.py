@@ -76,7 +76,9 @@ def _config(upstream_url: str, refused_url: str, creds: Path) -> GatewayConfig:
         )
         for name, url in (("api", upstream_url), ("down", refused_url))
     }
-    return gateway_config(server, sources, credentials_dir=str(creds))
+    return gateway_config(
+        server, sources, credentials_dir=str(creds), allow_loopback_destinations=True
+    )
 
 
 def _call(request_id: Any, name: Any, arguments: Any = None) -> dict[str, Any]:

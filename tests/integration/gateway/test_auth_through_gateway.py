@@ -61,6 +61,7 @@ def config(files: Files, base_url: str, auth: AuthConfig, **request: Any) -> Gat
         data_sources={"api": DataSourceConfig(name="api", base_url=base_url, auth=auth)},
         tools=(tool,),
         credentials_dir=str(files.root),
+        allow_loopback_destinations=True,  # the upstreams of these tests live there
     )
 
 

@@ -141,7 +141,9 @@ async def test_gateway_finishes_in_flight_calls_on_sigterm(
     )
     config = tmp_path / "config.json"
     config.write_text(
-        gateway_config(server, {"api": source}, credentials_dir=str(tmp_path)).to_json()
+        gateway_config(
+            server, {"api": source}, credentials_dir=str(tmp_path), allow_loopback_destinations=True
+        ).to_json()
     )
     process, base, _ = _start("gateway", "--config", str(config), "--host", "127.0.0.1")
     await asyncio.to_thread(_wait_ready, process, base)

@@ -67,7 +67,9 @@ def _config(mode: str, upstream_url: str, creds: Path) -> Any:
         ),
     }
     replace_file(creds / "c" / "t", "own-token-5566")
-    return gateway_config(server, sources, credentials_dir=str(creds))
+    return gateway_config(
+        server, sources, credentials_dir=str(creds), allow_loopback_destinations=True
+    )
 
 
 @pytest.fixture

@@ -139,7 +139,9 @@ async def test_no_canary_escapes(
             },
         }
     )
-    config = gateway_config(server, sources, credentials_dir=str(tmp_path))
+    config = gateway_config(
+        server, sources, credentials_dir=str(tmp_path), allow_loopback_destinations=True
+    )
 
     texts: list[str] = []
     async with running_gateway(config) as gw:

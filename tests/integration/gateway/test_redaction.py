@@ -181,7 +181,9 @@ async def test_no_cut_and_no_encoding_lets_a_credential_out(
             },
         }
     )
-    config = gateway_config(server, sources, credentials_dir=str(tmp_path))
+    config = gateway_config(
+        server, sources, credentials_dir=str(tmp_path), allow_loopback_destinations=True
+    )
     texts: list[str] = []
     async with running_gateway(config) as gw, mcp_session(gw.url) as client:
         for name in SOURCES:

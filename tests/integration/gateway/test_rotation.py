@@ -47,7 +47,9 @@ def _bearer_config(upstream: RecordingUpstream, tmp_path: Path) -> GatewayConfig
             },
         }
     )
-    return gateway_config(server, {"api": source}, credentials_dir=str(tmp_path))
+    return gateway_config(
+        server, {"api": source}, credentials_dir=str(tmp_path), allow_loopback_destinations=True
+    )
 
 
 async def test_rotation_under_load(upstream: RecordingUpstream, tmp_path: Path) -> None:

@@ -90,7 +90,9 @@ def _models(
 async def gateway(upstream: RecordingUpstream, tmp_path: Path) -> AsyncIterator[RunningGateway]:
     server, sources = _models(upstream.url)
     async with running_gateway(
-        gateway_config(server, sources, credentials_dir=str(tmp_path))
+        gateway_config(
+            server, sources, credentials_dir=str(tmp_path), allow_loopback_destinations=True
+        )
     ) as gw:
         yield gw
 
@@ -353,7 +355,9 @@ async def test_oversized_response_is_a_tool_error(
     upstream: RecordingUpstream, tmp_path: Path
 ) -> None:
     server, sources = _models(upstream.url)
-    config = gateway_config(server, sources, credentials_dir=str(tmp_path))
+    config = gateway_config(
+        server, sources, credentials_dir=str(tmp_path), allow_loopback_destinations=True
+    )
     config = config.model_copy(
         update={"limits": config.limits.model_copy(update={"max_response_bytes": 64 * 1024})}
     )
@@ -390,7 +394,9 @@ async def test_post_is_not_retried(gateway: RunningGateway, upstream: RecordingU
 
 async def test_connection_refused_names_the_data_source(refused_url: str, tmp_path: Path) -> None:
     server, sources = _models(refused_url)
-    config = gateway_config(server, sources, credentials_dir=str(tmp_path))
+    config = gateway_config(
+        server, sources, credentials_dir=str(tmp_path), allow_loopback_destinations=True
+    )
     async with running_gateway(config) as gw, mcp_session(gw.url) as client:
         result = await client.call_tool("get_invoice", {"id": "7"})
     assert result.is_error is True
@@ -430,7 +436,9 @@ async def test_a_request_without_a_body_has_no_content_type(
         }
     )
     server, sources = _models(upstream.url, tools)
-    config = gateway_config(server, sources, credentials_dir=str(tmp_path))
+    config = gateway_config(
+        server, sources, credentials_dir=str(tmp_path), allow_loopback_destinations=True
+    )
     async with running_gateway(config) as gw, mcp_session(gw.url) as client:
         for tool in tools:
             assert (await client.call_tool(tool["name"], {})).is_error is False

@@ -14,6 +14,7 @@ from mcpgate.gateway import errors
 from mcpgate.gateway.auth import TokenCache
 from mcpgate.gateway.config import AuthConfig, BearerConfig, DataSourceConfig
 from mcpgate.gateway.credentials import CredentialStore
+from mcpgate.gateway.destinations import Destinations
 from mcpgate.gateway.errors import (
     CredentialError,
     GatewayError,
@@ -58,6 +59,7 @@ async def _call(source: DataSourceConfig, root: Path) -> None:
             TokenCache(),
             token_client,
             max_response_bytes=1024 * 1024,
+            destinations=Destinations(allow_loopback=True),
         )
         try:
             await client.call(PreparedRequest("POST", source.base_url + "/x", [], None))

@@ -41,6 +41,7 @@ from mcpgate.gateway.auth._common import header_safe
 from mcpgate.gateway.auth.base import OutboundAuth, Outgoing
 from mcpgate.gateway.config import OAuth2Config
 from mcpgate.gateway.credentials import CredentialStore
+from mcpgate.gateway.destinations import refusal
 from mcpgate.gateway.errors import CredentialError, TokenError
 
 __all__ = [
@@ -287,9 +288,9 @@ class OAuth2ClientCredentialsAuth(OutboundAuth):
             response = await self._token_client.post(url, data=form, headers=headers)
         except httpx.HTTPError as exc:
             # `from None`: the httpx exception holds the request, Basic credentials included.
-            raise TokenError(
-                f"token endpoint {url} could not be reached ({type(exc).__name__})"
-            ) from None
+            refused = refusal(exc)
+            why = str(refused) if refused is not None else type(exc).__name__
+            raise TokenError(f"token endpoint {url} could not be reached ({why})") from None
         status = response.status_code
         if not httpx.codes.is_success(status):
             code = _error_code(response, client_secret)
