@@ -484,7 +484,8 @@ class McpServerSpec(KubeModel):
     )
     """The gateway's Service."""
     service_account_name: DnsSubdomain | None = None
-    """The pods' ServiceAccount (IRSA and the like); its token is mounted only when set."""
+    """The pods' ServiceAccount (IRSA and the like). The Kubernetes API token is never
+    mounted (the gateway never talks to the API); identity webhooks project their own."""
     pod_template: PodTemplate | None = None
     """Additions to the gateway's pod template."""
 

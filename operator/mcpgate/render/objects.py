@@ -268,7 +268,7 @@ def _deployment(
         ],
     }
     pod: dict[str, Any] = {
-        "automountServiceAccountToken": spec.service_account_name is not None,
+        "automountServiceAccountToken": False,  # the gateway never calls the API (API.md)
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": GRACE_SECONDS,
         "securityContext": {

@@ -672,12 +672,12 @@ def test_custom_default_resources_come_from_the_settings(quickstart: Example) ->
     assert container(objs)["resources"] == default
 
 
-def test_service_account_mounts_its_token(quickstart: Example) -> None:
+def test_a_service_account_never_mounts_the_api_token(quickstart: Example) -> None:
     server = changed(quickstart.server, lambda b: b["spec"].update(serviceAccountName="gw-irsa"))
     _, objs, _ = render(server, quickstart.sources)
     pod = pod_spec(objs)
     assert pod["serviceAccountName"] == "gw-irsa"
-    assert pod["automountServiceAccountToken"] is True
+    assert pod["automountServiceAccountToken"] is False
 
 
 def test_pod_template_fields_are_passed_through(quickstart: Example) -> None:

@@ -448,7 +448,7 @@ def test_ambient_aws_credentials_need_the_flag(render: Any, tmp_path: Path) -> N
     deployment = next(o for o in allowed.objects if o["kind"] == "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "s3-reader"
-    assert pod["automountServiceAccountToken"] is True
+    assert pod["automountServiceAccountToken"] is False
 
 
 def test_objects_keep_their_own_namespace(render: Any, tmp_path: Path) -> None:
