@@ -205,7 +205,7 @@ class ToolRunner:
                 status = err.status if isinstance(err, UpstreamError) else None
                 return _error_result(self._redact(err.describe(), forward))
             status = response.status
-            if status >= 300:
+            if not 200 <= status < 300:  # a 1xx final answer (101) is no result either
                 outcome, cause = "tool_error", f"data source {client.name} answered {status}"
                 return _error_result(self._status_text(client.name, response, forward))
             return _ok_result(response)

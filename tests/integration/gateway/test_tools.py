@@ -3,6 +3,7 @@ upstream, driven by the official MCP client. The upstream checks exactly what ar
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -447,3 +448,32 @@ async def test_a_request_without_a_body_has_no_content_type(
         expected = ["application/json"] if seen.path == "/api/body" else []
         assert seen.header_values("content-type") == expected, (seen.method, seen.path)
         assert (seen.body != b"") == (seen.path == "/api/body")
+
+
+async def test_a_101_answer_is_a_tool_error(tmp_path: Path) -> None:
+    """A 1xx final answer is no result: 101 Switching Protocols counted as success before."""
+    got: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        got.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n"
+        )
+        await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    server, sources = _models(f"http://127.0.0.1:{port}")
+    config = gateway_config(
+        server, sources, credentials_dir=str(tmp_path), allow_loopback_destinations=True
+    )
+    try:
+        async with running_gateway(config) as gw, mcp_session(gw.url) as client:
+            result = await client.call_tool("get_invoice", {"id": "7"})
+    finally:
+        listener.close()
+    assert got  # the request reached the server
+    assert result.is_error is True
+    text = result.content[0].text  # type: ignore[union-attr]
+    assert text.startswith("data source billing answered 101 Switching Protocols"), text
