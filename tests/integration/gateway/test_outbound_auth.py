@@ -477,6 +477,31 @@ async def test_a_downstream_401_refreshes_once_and_retries_once_not_a_loop(
     assert [bearer_of(r) for r in downstream] == server.issued
 
 
+async def test_calls_answered_401_force_at_most_one_token_request_per_10_s(
+    upstream: RecordingUpstream, creds: Credentials, token_client: httpx.AsyncClient
+) -> None:
+    """Issue #15: any caller reaching a path that answers 401 made the gateway ask the
+    token endpoint once per call, spending the identity provider's rate limit."""
+    clock = FakeClock()
+    tokens = TokenCache(clock=clock)
+    server = TokenServer(upstream, client_id="c", client_secret="canary-cs-storm")
+    upstream.set_handler(lambda _: JSONResponse({"error": "nope"}, status_code=401))
+    secret_file = creds.write("billing-creds/client-secret", "canary-cs-storm")
+    auth = build_auth(oauth2_source(server, secret_file), creds.store, tokens, token_client)
+    async with client_for(auth) as client:
+        for _ in range(30):
+            assert (await client.get(upstream.url + "/always-401")).status_code == 401
+        assert server.count == 2  # the first token, and one forced replacement
+        assert len(upstream.requests_to("/always-401")) == 60  # each call still retried once
+        clock.now += 9.9
+        await client.get(upstream.url + "/always-401")
+        assert server.count == 2
+        clock.now += 0.2  # 10 s after the forced replacement: one more is allowed
+        await client.get(upstream.url + "/always-401")
+        await client.get(upstream.url + "/always-401")
+    assert server.count == 3
+
+
 async def test_a_revoked_token_is_replaced_and_the_post_retried_with_its_body(
     upstream: RecordingUpstream,
     creds: Credentials,

@@ -46,6 +46,7 @@ from mcpgate.gateway.errors import CredentialError, TokenError
 
 __all__ = [
     "DEFAULT_TOKEN_LIFETIME",
+    "FORCED_REFRESH_INTERVAL",
     "IssuedToken",
     "OAuth2ClientCredentialsAuth",
     "TokenCache",
@@ -55,6 +56,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_TOKEN_LIFETIME = 300.0
+FORCED_REFRESH_INTERVAL = 10.0  # seconds between token replacements a 401 may force, per key
 _MAX_SKEW = 60.0
 _SKEW_FRACTION = 0.1
 # RFC 6749 error codes are short ASCII words; anything else from the server is not repeated.
@@ -110,6 +112,7 @@ class TokenCache:
         self._hmac_key = secrets.token_bytes(32)
         self._entries: dict[TokenKey, _Entry] = {}
         self._locks: dict[TokenKey, asyncio.Lock] = {}
+        self._forced: dict[TokenKey, float] = {}  # when a 401 last replaced the token
 
     def __repr__(self) -> str:
         return f"TokenCache({len(self._entries)} tokens)"
@@ -158,12 +161,16 @@ class TokenCache:
         the cached token, else the one another caller has already put in its place."""
         async with self._lock(key):
             current = self._entries.get(key)
-            if (
-                current is not None
-                and not hmac.compare_digest(current.token.encode(), rejected.encode())
-                and self._clock() < current.expires_at
-            ):
-                return current.token
+            now = self._clock()
+            if current is not None and now < current.expires_at:
+                if not hmac.compare_digest(current.token.encode(), rejected.encode()):
+                    return current.token
+                # An API that answers 401 to every call must not make each call a token
+                # request: callers would spend the identity provider's rate limit.
+                forced = self._forced.get(key)
+                if forced is not None and now - forced < FORCED_REFRESH_INTERVAL:
+                    return current.token
+            self._forced[key] = now
             self._entries.pop(key, None)
             return await self._fetch(key, fetch)
 
@@ -198,6 +205,8 @@ class TokenCache:
         for key, lock in list(self._locks.items()):
             if key not in self._entries and not lock.locked():
                 del self._locks[key]
+        for key in [k for k in self._forced if k not in self._entries]:
+            del self._forced[key]
 
 
 class OAuth2ClientCredentialsAuth(OutboundAuth):
