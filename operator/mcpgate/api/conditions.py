@@ -154,9 +154,9 @@ ROWS: Final[tuple[Row, ...]] = (
         _T.ACCEPTED,
         "False",
         _R.CONFIG_TOO_LARGE,
-        "the gateway configuration is over 1 MiB after gzip",
+        "the gateway configuration is over 1 MiB after gzip (configurations over 256 KiB"
+        " are stored gzipped); nothing is written",
         "split the tools over more servers",
-        planned="a large configuration is refused by the API server when written",
     ),
     Row(
         _SERVER,

@@ -114,4 +114,9 @@ def merge_patch(desired: dict[str, Any]) -> dict[str, Any]:
         for field in _OPTIONAL_POD_FIELDS:
             pod.setdefault(field, None)
         patch["spec"] = {**patch["spec"], "template": {**patch["spec"]["template"], "spec": pod}}
+    if desired.get("kind") == "ConfigMap":
+        # The configuration is in `data` or, gzipped, in `binaryData`: a patch that moves
+        # it removes it from the other (a key in both is refused).
+        for field in ("data", "binaryData"):
+            patch.setdefault(field, None)
     return patch

@@ -8,6 +8,7 @@ rotating a Secret changes what the gateway reads without changing this file.
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -206,5 +207,12 @@ class GatewayConfig(_Config):
 
 
 def load_config(path: str | Path) -> GatewayConfig:
-    """Read a gateway configuration file (JSON, as rendered)."""
-    return GatewayConfig.model_validate_json(Path(path).read_text(encoding="utf-8"))
+    """Read a gateway configuration file: JSON as rendered, or gzipped JSON (the operator
+    stores configurations over 256 KiB so, in the ConfigMap's binaryData)."""
+    data = Path(path).read_bytes()
+    if data[:2] == _GZIP_MAGIC:
+        data = gzip.decompress(data)
+    return GatewayConfig.model_validate_json(data)
+
+
+_GZIP_MAGIC: Final = b"\x1f\x8b"

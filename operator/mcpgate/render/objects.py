@@ -8,7 +8,9 @@ same inputs give the same objects, byte for byte, so their hashes mark change.
 
 from __future__ import annotations
 
+import base64
 import copy
+import gzip
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,8 +27,12 @@ __all__ = [
     "API_KEYS_DIR",
     "CONFIG_DIR",
     "CONFIG_HASH_ANNOTATION",
+    "CONFIG_KEY",
+    "GZIP_CONFIG_ABOVE_BYTES",
     "HASH_ANNOTATION",
+    "MAX_GZIPPED_CONFIG_BYTES",
     "OWNED_KINDS",
+    "OversizedConfig",
     "OwnedKind",
     "config_map_name",
     "labels",
@@ -45,6 +51,9 @@ METRICS_PORT = 9090
 PRESTOP_SECONDS = 5  # endpoints drain before the gateway stops accepting
 GRACE_SECONDS = 35  # preStop + the gateway's 25 s drain + margin
 CONFIG_HASH_ANNOTATION = "mcpgate.io/config-hash"
+CONFIG_KEY = "config.json"
+GZIP_CONFIG_ABOVE_BYTES = 256 * 1024
+MAX_GZIPPED_CONFIG_BYTES = 1024 * 1024
 HASH_ANNOTATION = "mcpgate.io/rendered-hash"
 
 
@@ -157,16 +166,38 @@ def _stamped(obj: dict[str, Any], config_hash: str) -> dict[str, Any]:
     ConfigMap's configuration text enters as its hash: hashed once, not serialised again."""
     hashed = obj
     if obj["kind"] == "ConfigMap":
-        hashed = {**obj, "data": {"config.json": config_hash}}
+        hashed = {k: v for k, v in obj.items() if k != "binaryData"}
+        hashed["data"] = {CONFIG_KEY: config_hash}
     obj["metadata"].setdefault("annotations", {})[HASH_ANNOTATION] = stable_hash(hashed)
     return obj
 
 
+class OversizedConfig(Exception):
+    """The gateway configuration is over what a ConfigMap can hold, even gzipped."""
+
+    def __init__(self, gzipped_bytes: int) -> None:
+        super().__init__(
+            f"the gateway configuration is {gzipped_bytes} bytes after gzip, over the"
+            f" {MAX_GZIPPED_CONFIG_BYTES} (1 MiB) a ConfigMap holds: split the tools over"
+            " more McpServers"
+        )
+        self.gzipped_bytes = gzipped_bytes
+
+
 def _config_map(server: McpServer, config_json: str) -> dict[str, Any]:
+    """The ConfigMap; a configuration over 256 KiB goes gzipped into `binaryData` under
+    the same key (the gateway reads either)."""
+    text = config_json.encode()
+    payload: dict[str, Any] = {"data": {CONFIG_KEY: config_json}}
+    if len(text) > GZIP_CONFIG_ABOVE_BYTES:
+        packed = gzip.compress(text, compresslevel=9, mtime=0)  # the same bytes every time
+        if len(packed) > MAX_GZIPPED_CONFIG_BYTES:
+            raise OversizedConfig(len(packed))
+        payload = {"binaryData": {CONFIG_KEY: base64.b64encode(packed).decode()}}
     return {
         **_type_meta("ConfigMap"),
         "metadata": _metadata(server, config_map_name(server.metadata.name)),
-        "data": {"config.json": config_json},
+        **payload,
     }
 
 
@@ -229,7 +260,7 @@ def _deployment(
         "args": [
             "gateway",
             "--config",
-            f"{CONFIG_DIR}/config.json",
+            f"{CONFIG_DIR}/{CONFIG_KEY}",
             "--log-level",
             settings.log_level,
         ],

@@ -14,6 +14,7 @@ from mcpgate.api import McpServer
 from mcpgate.api.conditions import WARNING_REASONS, ConditionType, Reason
 from mcpgate.api.mcpserver import ServiceSettings
 from mcpgate.gateway.config import GatewayConfig
+from mcpgate.render.admission import inadmissible
 from mcpgate.render.conditions import (
     Cond,
     accepted,
@@ -23,7 +24,7 @@ from mcpgate.render.conditions import (
     ready,
     resolved_refs,
 )
-from mcpgate.render.objects import render_objects, server_url
+from mcpgate.render.objects import OversizedConfig, render_objects, server_url
 from mcpgate.render.refs import (
     AMBIENT_AWS_NOT_ALLOWED,
     Namespace,
@@ -122,16 +123,19 @@ def plan_server(
     deployment: dict[str, Any] | None = None,
 ) -> ServerPlan:
     """The plan for a server whose spec passed the models' validation."""
-    invalid_sources = _invalid_sources(server, namespace, settings)
-    accept = accepted(
-        (Reason.INVALID_SPEC, invalid_sources) if invalid_sources else None, conflicts or []
+    invalid = "; ".join(
+        p for p in (_invalid_sources(server, namespace, settings), *inadmissible(server)) if p
     )
+    accept = accepted((Reason.INVALID_SPEC, invalid) if invalid else None, conflicts or [])
     refs = resolved_refs(server_ref_problems(server, namespace))
     plan = ServerPlan(conditions=[])
     if accept.ok and refs.ok:
-        plan.config_json, plan.objects, plan.absent = render_objects(
-            server, namespace.data_sources, settings
-        )
+        try:
+            plan.config_json, plan.objects, plan.absent = render_objects(
+                server, namespace.data_sources, settings
+            )
+        except OversizedConfig as err:  # nothing is written: the ConfigMap would be refused
+            accept = accepted((Reason.CONFIG_TOO_LARGE, str(err)), [])
     conditions = [accept, refs, available(server, deployment)]
     conditions.insert(0, ready(conditions))
     flag = passthrough(server, namespace, key_secret_problem(server, namespace))
