@@ -104,6 +104,22 @@ async def test_conflicts_on_every_write_converge_without_duplicates(api: KubeApi
     assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
 
 
+async def test_a_refused_write_is_reported_apply_failed_and_retried(api: KubeApi, ns: str) -> None:
+    """Issue #15: a write the API server refuses (403, as a quota or an admission policy
+    answers) left `status: null` after many attempts. Now the status is written, current,
+    with Ready False ApplyFailed, and the write is retried until it is accepted."""
+    api.fail_next(1000, 403, resource="configmaps", verbs=("create",))
+    _create(api, standard_objects(ns))
+    await wait_for(lambda: ready_status(api, ns, "srv") == ("False", "ApplyFailed"), within=15)
+    obj = read(api, MCP, ns, "srv")
+    assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
+    ready = condition(obj, "Ready")
+    assert "403" in ready["message"]
+    assert "configmaps" in ready["message"].lower() or "ConfigMap" in ready["message"]
+    api.clear_faults()
+    await _ready(api, ns, within=30)  # the handler's retry, after its backoff
+
+
 async def test_server_errors_and_slow_answers_on_the_servers_own_path_converge(
     api: KubeApi, ns: str
 ) -> None:

@@ -100,8 +100,9 @@ ROWS: Final[tuple[Row, ...]] = (
         _T.READY,
         "False",
         _R.APPLY_FAILED,
-        "the API server refused a write of an owned object (the message quotes its reason)",
-        planned="a refused write is retried with backoff and logged",
+        "the API server refused a write of an owned object (the message quotes its reason);"
+        " the status is written all the same, and the write retried with backoff",
+        "read the quoted reason: a ResourceQuota, an admission policy or webhook",
     ),
     Row(_SERVER, _T.ACCEPTED, "True", _R.ACCEPTED, "the spec is valid"),
     Row(

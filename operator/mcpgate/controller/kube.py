@@ -53,10 +53,14 @@ _MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
 class KubeError(Exception):
     """A failed API call: the status and the API server's reason (never a body)."""
 
-    def __init__(self, status: int, reason: str, what: str) -> None:
-        super().__init__(f"{what}: {status} {reason}")
+    def __init__(self, status: int, reason: str, what: str, message: str = "") -> None:
+        # The API server's own message says what it refused ("exceeded quota: ...",
+        # "metadata.labels: Invalid value: ..."): kept, short, on one line.
+        said = " ".join(message.split())[:300]
+        super().__init__(f"{what}: {status} {reason}" + (f": {said}" if said else ""))
         self.status = status
         self.reason = reason
+        self.message = said
 
 
 class Conflict(KubeError):
@@ -123,11 +127,12 @@ class KubeClient:
         if response.status_code == 404 and method == "GET":
             return None
         if response.status_code >= 400:
-            reason = ""
+            reason, message = "", ""
             with contextlib.suppress(ValueError, AttributeError):
-                reason = str(response.json().get("reason", ""))
+                answer = response.json()
+                reason, message = str(answer.get("reason", "")), str(answer.get("message", ""))
             error = Conflict if response.status_code == 409 else KubeError
-            raise error(response.status_code, reason or response.reason_phrase, what)
+            raise error(response.status_code, reason or response.reason_phrase, what, message)
         if not response.content:
             return None
         body: dict[str, Any] = response.json()

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from mcpgate.api import HttpApiDataSource, McpServer
 from mcpgate.api.errors import error_lines, invalid_reason
 from mcpgate.controller.drift import merge_patch, needs_write, owned_by
-from mcpgate.controller.kube import KubeClient
+from mcpgate.controller.kube import Conflict, KubeClient, KubeError
 from mcpgate.render.conditions import Cond, merge_conditions
 from mcpgate.render.objects import OWNED_KINDS
 from mcpgate.render.refs import Namespace, SecretInfo
@@ -190,7 +190,17 @@ class Reconciler:
             plan = plan_server(
                 server, space, self.settings, conflicts=conflicts, deployment=live["Deployment"]
             )
-            deployment = await self._apply(plan, live, namespace)
+            try:
+                deployment = await self._apply(plan, live, namespace)
+            except Conflict:
+                raise  # someone wrote first: retried from a fresh read, nothing to report
+            except KubeError as err:
+                # Refused (quota, admission, validation): the status says so, current, and
+                # the handler's retry (with backoff) tries again.
+                refused = plan.apply_failed(f"the API server refused a write: {err}")
+                await self._write_status("McpServer", body, refused.status)
+                self._warn_new(body, refused)
+                raise
             if deployment is not live["Deployment"]:  # Available follows what we just wrote
                 plan = plan_server(
                     server, space, self.settings, conflicts=conflicts, deployment=deployment

@@ -66,6 +66,24 @@ class ServerPlan:
     def ready(self) -> bool:
         return next(c for c in self.conditions if c.type == ConditionType.READY).ok
 
+    def apply_failed(self, reason: str) -> ServerPlan:
+        """This plan after the API server refused one of its writes: Ready False
+        `ApplyFailed` quoting the refusal, unless Accepted or ResolvedRefs already say
+        why (then nothing was written). Ahead of Available, which a refused write leaves
+        meaningless (a Deployment never created is not "pods not ready")."""
+        by_type = {c.type: c for c in self.conditions}
+        if not (by_type[ConditionType.ACCEPTED].ok and by_type[ConditionType.RESOLVED_REFS].ok):
+            return self
+        failed = Cond(ConditionType.READY, "False", Reason.APPLY_FAILED, reason)
+        conditions = [failed if c.type == ConditionType.READY else c for c in self.conditions]
+        return ServerPlan(
+            conditions=conditions,
+            objects=self.objects,
+            absent=self.absent,
+            config_json=self.config_json,
+            status={**self.status, "conditions": conditions},
+        )
+
 
 def _invalid_sources(
     server: McpServer, namespace: Namespace, settings: RenderSettings
