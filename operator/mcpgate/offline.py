@@ -59,9 +59,14 @@ class Checked:
 
     def lines(self) -> list[str]:
         where = f"{self.kind} {self.namespace}/{self.name}"
+        notices = self.plan.notices if self.plan is not None else []
         return [
-            f"{where}: {c.type}={c.status} ({c.reason}) {c.message}".rstrip()
-            for c in self.conditions
+            *(
+                f"{where}: {c.type}={c.status} ({c.reason}) {c.message}".rstrip()
+                for c in self.conditions
+            ),
+            # The Warning Events the operator would post, said the same way.
+            *(f"{where}: warning ({reason}) {message}" for reason, message in notices),
         ]
 
 

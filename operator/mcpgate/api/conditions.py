@@ -16,6 +16,7 @@ __all__ = [
     "ROWS",
     "WARNING_REASONS",
     "ConditionType",
+    "EventReason",
     "Reason",
     "Row",
     "conditions_markdown",
@@ -63,6 +64,13 @@ class Reason:
     # PassthroughConfigured=False
     DATA_SOURCE_HAS_AUTH: Final = "DataSourceHasAuth"
     INSECURE_DOWNSTREAM: Final = "InsecureDownstream"
+
+
+class EventReason:
+    """Reasons of Warning Events that belong to no condition (a condition's own warning
+    reasons are in WARNING_REASONS)."""
+
+    WEAK_API_KEY: Final = "WeakApiKey"  # an inbound key under 16 characters
 
 
 # Reasons of warnings: they leave Ready alone and come with a Warning Event.

@@ -140,6 +140,8 @@ class Reconciler:
         # The status last written, by uid: the indexes may not have seen it yet, and
         # comparing with an older status would write again with new transition times.
         self._written: dict[str, dict[str, Any]] = {}
+        # The notices each server (by uid) was last told of: posted once, again if renewed.
+        self._noticed: dict[str, set[tuple[str, str]]] = {}
 
     def _lock(self, key: Key) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
@@ -234,13 +236,18 @@ class Reconciler:
         return deployment
 
     def _warn_new(self, body: dict[str, Any], plan: ServerPlan) -> None:
-        """A Warning Event when a warning condition appears or changes reason, not on every
-        reconcile."""
+        """A Warning Event when a warning condition appears or changes reason, and for each
+        new notice (WeakApiKey), not on every reconcile."""
         before = {c.get("type"): c for c in (body.get("status") or {}).get("conditions", [])}
         for cond in plan.warnings:
             old = before.get(cond.type)
             if old is None or old.get("status") != cond.status or old.get("reason") != cond.reason:
                 self._warn(body, cond.reason, cond.message)
+        uid = body.get("metadata", {}).get("uid", "")
+        notices = set(plan.notices)
+        for reason, message in sorted(notices - self._noticed.get(uid, set())):
+            self._warn(body, reason, message)
+        self._noticed[uid] = notices
 
     # --- HttpApiDataSource ----------------------------------------------------------------
 

@@ -13,16 +13,18 @@ from dataclasses import dataclass, field
 from mcpgate.api import HttpApiDataSource, McpServer
 from mcpgate.api.common import secret_key_refs
 from mcpgate.api.conditions import Reason
-from mcpgate.gateway.config import MIN_CREDENTIAL_LENGTH, is_empty_value
+from mcpgate.gateway.config import MIN_CREDENTIAL_LENGTH, credential_value, is_empty_value
 
 __all__ = [
     "AMBIENT_AWS_NOT_ALLOWED",
+    "WEAK_KEY_CHARS",
     "Namespace",
     "RefProblem",
     "SecretInfo",
     "data_source_problems",
     "key_secret_problem",
     "server_ref_problems",
+    "weak_key_notice",
 ]
 
 AMBIENT_AWS_NOT_ALLOWED = (
@@ -40,14 +42,41 @@ class SecretInfo:
     keys: frozenset[str]
     nonempty_keys: frozenset[str]
     type: str = "Opaque"
+    # Non-empty values under WEAK_KEY_CHARS: as inbound keys they work, with a warning.
+    short_keys: frozenset[str] = frozenset()
 
     @classmethod
     def from_values(
         cls, name: str, values: Mapping[str, bytes], type_: str = "Opaque"
     ) -> SecretInfo:
-        """Key names and the yes/no of each value; the values themselves are not kept."""
+        """Key names and two yes/no of each value; the values themselves are not kept."""
         nonempty = {k for k, v in values.items() if not is_empty_value(v)}
-        return cls(name, frozenset(values), frozenset(nonempty), type_)
+        short = {k for k in nonempty if _is_short(values[k])}
+        return cls(name, frozenset(values), frozenset(nonempty), type_, frozenset(short))
+
+
+WEAK_KEY_CHARS = 16  # API.md "Secret references": shorter inbound keys get WeakApiKey
+
+
+def _is_short(raw: bytes) -> bool:
+    if len(raw) > 4 * WEAK_KEY_CHARS + 1:  # UTF-8 has at most 4 bytes a character
+        return False
+    return len(credential_value(raw.decode("utf-8", errors="replace"))) < WEAK_KEY_CHARS
+
+
+def weak_key_notice(server: McpServer, namespace: Namespace) -> str | None:
+    """The WeakApiKey warning of an ApiKey or BearerPassthrough server whose key Secret
+    holds keys under 16 characters (never a value, nor its length)."""
+    ref = server.spec.authorization.api_key_secret_ref
+    secret = namespace.secrets.get(ref.name) if ref is not None else None
+    if secret is None or not secret.short_keys:
+        return None
+    names = ", ".join(sorted(secret.short_keys)[:5])
+    return (
+        f"Secret {secret.name} (authorization.apiKeySecretRef): the inbound keys in {names}"
+        f" are under {WEAK_KEY_CHARS} characters, easy to guess: replace them with long random"
+        " ones (openssl rand -hex 32)"
+    )
 
 
 @dataclass(frozen=True)

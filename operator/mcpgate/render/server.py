@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcpgate.api import McpServer
-from mcpgate.api.conditions import WARNING_REASONS, ConditionType, Reason
+from mcpgate.api.conditions import WARNING_REASONS, ConditionType, EventReason, Reason
 from mcpgate.api.mcpserver import ServiceSettings
 from mcpgate.gateway.config import GatewayConfig
 from mcpgate.render.admission import inadmissible
@@ -31,6 +31,7 @@ from mcpgate.render.refs import (
     data_source_problems,
     key_secret_problem,
     server_ref_problems,
+    weak_key_notice,
 )
 from mcpgate.render.settings import RenderSettings
 
@@ -49,6 +50,8 @@ class ServerPlan:
     absent: list[tuple[str, str]] = field(default_factory=list)
     config_json: str | None = None  # the ConfigMap's config.json
     status: dict[str, Any] = field(default_factory=dict)
+    # Warning Events owed besides the warning conditions: (reason, message).
+    notices: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def config(self) -> GatewayConfig | None:
@@ -82,6 +85,7 @@ class ServerPlan:
             absent=self.absent,
             config_json=self.config_json,
             status={**self.status, "conditions": conditions},
+            notices=self.notices,
         )
 
 
@@ -161,6 +165,9 @@ def plan_server(
         conditions.append(flag)
     plan.conditions = conditions
     plan.status = _status(server, settings, deployment, conditions)
+    weak = weak_key_notice(server, namespace)
+    if weak is not None:
+        plan.notices.append((EventReason.WEAK_API_KEY, weak))
     return plan
 
 

@@ -432,6 +432,42 @@ async def test_misconfigured_passthrough_warns(operator: KubeApi, ns: str) -> No
     assert event["involvedObject"]["name"] == name
 
 
+async def test_a_short_inbound_key_gets_one_weak_api_key_event(operator: KubeApi, ns: str) -> None:
+    docs = _docs(EXAMPLES / "inbound-apikey", ns)
+    for doc in docs:
+        if doc["kind"] == "Secret":
+            doc["stringData"] = {"alice": "fake-alice-mcp-key-change-me", "bob": "bob-k3y-short"}
+    for kind in ("Secret", "HttpApiDataSource", "McpServer"):
+        _apply(operator, docs, (kind,))
+    name = _server_name(EXAMPLES / "inbound-apikey")
+
+    def weak() -> list[dict[str, Any]]:
+        events = [
+            e for e in operator.list_objects("v1/events", ns) if e.get("reason") == "WeakApiKey"
+        ]
+        assert events
+        return events
+
+    (event,) = await wait_for(weak)
+    assert event["type"] == "Warning"
+    assert event["involvedObject"]["name"] == name
+    assert "bob" in event["message"]
+    assert "alice" not in event["message"]
+    assert "bob-k3y-short" not in json.dumps(event)  # never the value
+    # Accepted all the same, and told once: a later reconcile posts no second Event.
+    await wait_for(lambda: _read(operator, "apps/v1/deployments", ns, name))
+    _deployment_becomes_ready(operator, ns, name)
+    await wait_for(
+        lambda: (
+            _condition(_read(operator, "mcpgate.io/v1alpha1/mcpservers", ns, name), "Ready")[
+                "status"
+            ]
+            == "True"
+        )
+    )
+    assert len(weak()) == 1
+
+
 async def test_autoscaling_adds_and_removes_the_hpa(operator: KubeApi, ns: str) -> None:
     name = await _ready_example(operator, EXAMPLES / "quickstart", ns)
     path = f"/apis/mcpgate.io/v1alpha1/namespaces/{ns}/mcpservers/{name}"

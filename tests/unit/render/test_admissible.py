@@ -160,3 +160,39 @@ def test_a_configuration_over_1_mib_gzipped_is_config_too_large(
     assert "after gzip" in message
     assert "split the tools" in message
     assert objects == []
+
+
+def _keyed(tmp_path: Path, keys: dict[str, str]) -> Path:
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "keys"},
+        "stringData": keys,
+    }
+    server = _server(authorization={"type": "ApiKey", "apiKeySecretRef": {"name": "keys"}})
+    file = tmp_path / "keyed.yaml"
+    file.write_text(yaml.safe_dump_all([DATA_SOURCE, secret, server]))
+    return file
+
+
+def test_an_inbound_key_under_16_characters_works_with_a_weak_api_key_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = _keyed(tmp_path, {"laptop": "short-key-15chr", "ci": "a-long-enough-random-key"})
+    code = main(["render", "-f", str(file)])
+    _, err = capsys.readouterr()
+    assert code == 0  # accepted: Ready all the same
+    (warning,) = [line for line in err.splitlines() if "(WeakApiKey)" in line]
+    assert warning.startswith("McpServer default/s: warning (WeakApiKey) Secret keys")
+    assert "laptop" in warning
+    assert "16 characters" in warning
+    assert "ci" not in warning.split("keys in ", 1)[1].split(" are ")[0]
+    assert "short-key-15chr" not in err  # never the value
+
+
+def test_keys_of_16_characters_or_more_get_no_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = _keyed(tmp_path, {"ci": "exactly-16-chars", "next": "exactly-16-chars\n"})
+    assert main(["render", "-f", str(file)]) == 0
+    assert "WeakApiKey" not in capsys.readouterr().err
