@@ -114,6 +114,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         item.add_report_section("call", "cluster logs", text)
 
 
+# What every install and upgrade of the chart here sets: the tests' upstreams live on
+# loopback, where gateways may connect only so (API.md "Destinations").
+TEST_VALUES = ("--set", "gateway.allowLoopbackDestinations=true")
+
+
 @pytest.fixture(scope="package")
 def operator(kube: Kube) -> str:
     """The chart, installed once with its CRDs and the operator Ready (`helm install
@@ -126,8 +131,7 @@ def operator(kube: Kube) -> str:
         str(ROOT / "charts" / "mcpgate"),
         "-n",
         SYSTEM,
-        "--set",
-        "gateway.allowLoopbackDestinations=true",  # the upstreams of these tests live there
+        *TEST_VALUES,
         "--wait",
         "--timeout=180s",
         timeout=200,

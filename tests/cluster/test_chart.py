@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cluster.conftest import RELEASE, SYSTEM
+from cluster.conftest import RELEASE, SYSTEM, TEST_VALUES
 from cluster.kube import Kube
 from support.paths import CRDS, ROOT
 from support.poll import wait_for_sync
@@ -95,6 +95,7 @@ def test_upgrade_with_changed_values_rolls_the_operator(kube: Kube, operator: st
             "-n",
             SYSTEM,
             "--reset-values",
+            *TEST_VALUES,
             "--wait",
             "--timeout=120s",
             timeout=140,

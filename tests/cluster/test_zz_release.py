@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from cluster.common import SERVER, deploy, exercise_every_permission, objects
-from cluster.conftest import RELEASE, RESTRICTED, SYSTEM
+from cluster.conftest import RELEASE, RESTRICTED, SYSTEM, TEST_VALUES
 from cluster.kube import Kube, ready_pod
 from support.paths import ROOT
 from support.poll import wait_for_sync
@@ -115,7 +115,7 @@ def test_watch_namespaces_mode_serves_only_those_and_its_rbac_holds(
     kube.kubectl("label", "namespace", other, RESTRICTED)
     try:
         since = kube.audit_offset()
-        values = ("--set", f"watchNamespaces={{{ns}}}")
+        values = ("--set", f"watchNamespaces={{{ns}}}", *TEST_VALUES)
         kube.helm(
             "install",
             RELEASE,
